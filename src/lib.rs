@@ -1,0 +1,11 @@
+//! ferrollm: convert Hugging Face checkpoints into GGML-family files, quantize them, and run them on
+//! the CPU — from Rust directly, or from any language through the C API (`include/ferrollm.h`).
+//!
+//! The Rust API is first-class; `ffi` is a thin layer over it and nothing else imports it.
+
+pub mod error;
+pub mod format;
+
+mod ffi;
+
+pub use error::{Error, ErrorKind, Result};
