@@ -3,9 +3,11 @@
 //!
 //! The Rust API is first-class; `ffi` is a thin layer over it and nothing else imports it.
 
+pub mod arch;
 pub mod error;
 pub mod format;
 
 mod ffi;
 
+pub use arch::Architecture;
 pub use error::{Error, ErrorKind, Result};
