@@ -1,6 +1,6 @@
 //! Legacy containers of llm-rs 0.2.15 / early llama.cpp: unversioned GGML, GGMF v1, GGJT v1–v3.
 
-use super::ModelFile;
+use super::{ModelFile, Storage};
 use crate::error::{Error, Result};
 use crate::Architecture;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ impl LegacyMagic {
 /// Reads a legacy file.
 pub(crate) fn read(
     path: PathBuf,
-    _map: memmap2::Mmap,
+    _data: Storage,
     _magic: LegacyMagic,
     _arch_hint: Option<Architecture>,
 ) -> Result<ModelFile> {

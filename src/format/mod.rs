@@ -113,7 +113,23 @@ pub struct ModelFile {
     pub legacy_vocab: Option<LegacyVocab>,
     /// Tensors in file order.
     pub tensors: Vec<TensorInfo>,
-    map: memmap2::Mmap,
+    data: Storage,
+}
+
+/// The bytes of a model file: a read-only mmap, or an owned buffer (tests, fuzzing).
+pub(crate) enum Storage {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Storage {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(m) => m,
+            Storage::Owned(v) => v,
+        }
+    }
 }
 
 impl ModelFile {
@@ -126,25 +142,41 @@ impl ModelFile {
     /// The file is memory-mapped: it must not be modified while the `ModelFile` lives.
     pub fn open(path: &Path, arch_hint: Option<Architecture>) -> Result<ModelFile> {
         let file = std::fs::File::open(path).at(path, "open")?;
-        let len = file.metadata().at(path, "read the size of")?.len();
-        if len < 4 {
-            return Err(Error::format(
-                path,
-                format!("file is {len} bytes long, too short for a model file"),
-            ));
+        if file.metadata().at(path, "read the size of")?.len() == 0 {
+            return Err(Error::format(path, "file is empty"));
         }
         // SAFETY: the map is read-only; like every mmap-based loader we rely on the file not being
         // truncated or modified while it is mapped (documented above).
         let map = unsafe { memmap2::Mmap::map(&file) }.at(path, "memory-map")?;
-        let magic: [u8; 4] = map[..4].try_into().expect("length checked above");
+        Self::parse(path.to_path_buf(), Storage::Mapped(map), arch_hint)
+    }
+
+    /// Reads a model file held in memory; `path` only names it in messages. Used by tests and fuzzing.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+        arch_hint: Option<Architecture>,
+    ) -> Result<ModelFile> {
+        Self::parse(path.to_path_buf(), Storage::Owned(bytes), arch_hint)
+    }
+
+    fn parse(path: PathBuf, data: Storage, arch_hint: Option<Architecture>) -> Result<ModelFile> {
+        let Some(magic) = data.get(..4) else {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "file is {} bytes long, too short for a model file",
+                    data.len()
+                ),
+            ));
+        };
+        let magic: [u8; 4] = magic.try_into().expect("four bytes");
         match &magic {
-            b"GGUF" => gguf::read(path.to_path_buf(), map),
+            b"GGUF" => gguf::read(path, data),
             _ => match legacy::LegacyMagic::from_bytes(magic) {
-                Some(legacy_magic) => {
-                    legacy::read(path.to_path_buf(), map, legacy_magic, arch_hint)
-                }
+                Some(legacy_magic) => legacy::read(path, data, legacy_magic, arch_hint),
                 None => Err(Error::format(
-                    path,
+                    &path,
                     format!("not a GGUF or GGML-family model file (magic bytes {magic:02x?})"),
                 )),
             },
@@ -154,7 +186,7 @@ impl ModelFile {
     /// The bytes of a tensor of this file (a view into the mmap).
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
         // Readers validate offset + size against the file length before a TensorInfo is made.
-        &self.map[t.offset as usize..(t.offset + t.size) as usize]
+        &self.data[t.offset as usize..(t.offset + t.size) as usize]
     }
     /// The tensor named `name`.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
@@ -166,7 +198,7 @@ impl ModelFile {
     }
     /// The whole mapped file.
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        &self.data
     }
 }
 

@@ -1,0 +1,67 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The Python interpreter used for reference checks: `$FERROLLM_PYTHON`, else `python3`.
+pub fn python_exe() -> String {
+    std::env::var("FERROLLM_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// True when tests that need an external reference must not skip (CI sets
+/// `FERROLLM_REQUIRE_PYTHON=1`).
+pub fn references_required() -> bool {
+    std::env::var("FERROLLM_REQUIRE_PYTHON").is_ok_and(|v| v == "1")
+}
+
+/// Checks that Python can import `modules`. Returns false (after printing why) when it cannot and
+/// references are optional; panics when they are required.
+pub fn python_has(modules: &[&str]) -> bool {
+    let code = modules
+        .iter()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ok = Command::new(python_exe())
+        .args(["-c", &code])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        let msg = format!(
+            "{} cannot import {modules:?}; install them with `pip install -r tests/requirements.txt`",
+            python_exe()
+        );
+        assert!(!references_required(), "{msg} (FERROLLM_REQUIRE_PYTHON=1)");
+        eprintln!("SKIPPED: {msg}");
+    }
+    ok
+}
+
+/// Runs a Python script with arguments; returns its standard output, panicking with its standard
+/// error when it fails.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python_exe())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("cannot start python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("python printed invalid UTF-8")
+}
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture file under `tests/fixtures`.
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
