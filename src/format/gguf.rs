@@ -257,9 +257,7 @@ impl<'a> Cursor<'a> {
                 }
                 let mut items = Vec::with_capacity(len.min(PREALLOC_CAP) as usize);
                 for i in 0..len {
-                    items.push(
-                        self.value(elem, depth + 1, &|| format!("element {i} of {}", what()))?,
-                    );
+                    items.push(self.value(elem, depth + 1, &|| format!("{}[{i}]", what()))?);
                 }
                 Value::Array(elem, items)
             }
@@ -348,7 +346,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed> {
                 "metadata key {key:?} has unknown value type id {type_id} (at offset {type_at})"
             ))
         })?;
-        let value = c.value(ty, 0, &|| format!("the value of metadata key {key:?}"))?;
+        let value = c.value(ty, 0, &|| format!("metadata key {key:?}"))?;
         metadata.push_new(key.to_owned(), value);
     }
 
@@ -466,7 +464,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed> {
         let end = start.and_then(|s| s.checked_add(raw.size));
         let (Some(start), Some(end)) = (start, end) else {
             return Err(c.err(format_args!(
-                "tensor {name:?} has data offset {}, which overflows",
+                "tensor {name:?} has data offset {}, which overflows when added to the data \
+                 section's offset {data_start}",
                 raw.offset
             )));
         };
@@ -559,11 +558,13 @@ impl GgufWriter {
         match metadata.get(ALIGNMENT_KEY) {
             None => {}
             Some(&Value::U32(a)) if u64::from(a) == alignment => {}
-            Some(other) => return Err(bad(format!(
+            Some(other) => {
+                return Err(bad(format!(
                 "metadata {ALIGNMENT_KEY} = {other} ({}) does not match the alignment {alignment} \
                      (it must be a u32 equal to it)",
                 other.value_type().name()
-            ))),
+            )))
+            }
         }
         for (key, value) in metadata.iter() {
             if key.is_empty() {
