@@ -6,6 +6,7 @@
 pub mod arch;
 pub mod error;
 pub mod format;
+pub mod quant;
 
 mod ffi;
 
