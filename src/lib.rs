@@ -7,6 +7,8 @@ pub mod arch;
 pub mod error;
 pub mod format;
 pub mod progress;
+pub mod quant;
+pub mod quantizer;
 
 mod ffi;
 
