@@ -12,10 +12,11 @@
 //!   made every non-existing path a folder.
 //! - **Existing target**: not overwritten; its path is returned with `skipped_existing` set and a
 //!   warning logged (the seed's behaviour).
-//! - **Tensor policy** ([`tensor_type`]), llama.cpp's "pure" quantization: tensors of two or more
-//!   dimensions whose name ends in `weight` get the requested type — token embedding and output
-//!   head included — except norms and learned position embeddings; everything else (norms, biases,
-//!   1-D tensors) is F32. A row length the type cannot hold falls back as llama.cpp does (Q4_K →
+//! - **Tensor policy** ([`tensor_type`]), llama.cpp's "pure" quantization: weight matrices (tensors
+//!   of two or more dimensions; in these architectures norms and biases are 1-D) get the requested
+//!   type — token embedding and output head included — except learned position embeddings (GGUF
+//!   `position_embd`, llm-rs' GPT-2 `model/wpe`) and anything named like a norm; everything else is
+//!   F32. A row length the type cannot hold falls back as llama.cpp does (Q4_K →
 //!   Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; Q2_K and Q3_K → Q4_0, where llama.cpp picks IQ4_NL), and to
 //!   F16 when even 32 does not divide it; each fallback is logged and listed in the outcome.
 //! - **Output**: tensors in the source's order, written as they are produced through a temporary
@@ -103,10 +104,9 @@ pub struct QuantizeOutcome {
 /// The type a tensor gets when `requested` is asked for; see the module documentation. Returns
 /// the type and, for a fallback, why.
 pub fn tensor_type(name: &str, shape: &[u64], requested: GgmlType) -> (GgmlType, Option<String>) {
-    let is_weight = name.ends_with("weight");
     let is_norm = name.contains("norm");
-    let is_position = name.starts_with("position_embd") || name.contains("wpe");
-    if shape.len() < 2 || !is_weight || is_norm || is_position {
+    let is_position = name.starts_with("position_embd") || name.ends_with("wpe");
+    if shape.len() < 2 || is_norm || is_position {
         return (GgmlType::F32, None);
     }
     let cols = shape[0];
@@ -120,7 +120,11 @@ pub fn tensor_type(name: &str, shape: &[u64], requested: GgmlType) -> (GgmlType,
         GgmlType::Q2_K | GgmlType::Q3_K => GgmlType::Q4_0,
         _ => GgmlType::F16,
     };
-    let used = if fallback.row_size(cols).is_some() { fallback } else { GgmlType::F16 };
+    let used = if fallback.row_size(cols).is_some() {
+        fallback
+    } else {
+        GgmlType::F16
+    };
     (
         used,
         Some(format!(
@@ -132,9 +136,17 @@ pub fn tensor_type(name: &str, shape: &[u64], requested: GgmlType) -> (GgmlType,
 }
 
 /// Where the quantized file goes; see the module documentation.
-pub fn target_path(source: &Path, dst: Option<&Path>, ty: GgmlType, container: Container) -> Result<PathBuf> {
+pub fn target_path(
+    source: &Path,
+    dst: Option<&Path>,
+    ty: GgmlType,
+    container: Container,
+) -> Result<PathBuf> {
     let folder = match dst {
-        None => source.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+        None => source
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
         Some(d) if d.is_dir() => d.to_path_buf(),
         Some(d) if d.exists() || d.extension().is_some() => return Ok(d.to_path_buf()),
         Some(d) => {
@@ -142,7 +154,10 @@ pub fn target_path(source: &Path, dst: Option<&Path>, ty: GgmlType, container: C
             d.to_path_buf()
         }
     };
-    let stem = source.file_stem().map(|s| s.to_string_lossy().replace("-f16", "")).unwrap_or_default();
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().replace("-f16", ""))
+        .unwrap_or_default();
     let mut name = stem;
     if ty.is_quantized() {
         name.push('-');
@@ -151,7 +166,11 @@ pub fn target_path(source: &Path, dst: Option<&Path>, ty: GgmlType, container: C
     if container == Container::Ggjt {
         name.push_str("-ggjt");
     }
-    name.push_str(if container == Container::Gguf { ".gguf" } else { ".bin" });
+    name.push_str(if container == Container::Gguf {
+        ".gguf"
+    } else {
+        ".bin"
+    });
     Ok(folder.join(name))
 }
 
@@ -166,14 +185,24 @@ impl Quantizer {
     /// Opens `source` and reads its metadata (GGUF keys, or the `.meta` sidecar of a legacy file).
     pub fn open(source: &Path) -> Result<Quantizer> {
         let sidecar = meta_path_for(source);
-        let meta = if sidecar.is_file() { Some(Meta::read(&sidecar)?) } else { None };
+        let meta = if sidecar.is_file() {
+            Some(Meta::read(&sidecar)?)
+        } else {
+            None
+        };
         let file = ModelFile::open(source, meta.as_ref().map(|m| m.model))?;
         let arch = match file.architecture() {
             Some(name) => Architecture::from_name(name).ok_or_else(|| {
-                Error::unsupported(format!("{}: architecture {name:?} is not supported", source.display()))
+                Error::unsupported(format!(
+                    "{}: architecture {name:?} is not supported",
+                    source.display()
+                ))
             })?,
             None => meta.as_ref().map(|m| m.model).ok_or_else(|| {
-                Error::invalid_argument(format!("{}: the file does not name its architecture", source.display()))
+                Error::invalid_argument(format!(
+                    "{}: the file does not name its architecture",
+                    source.display()
+                ))
             })?,
         };
         if let Some(t) = file.tensors.iter().find(|t| t.ty.is_quantized()) {
@@ -184,8 +213,16 @@ impl Quantizer {
                 t.ty
             )));
         }
-        let base_model = meta.and_then(|m| m.base_model).or_else(|| file.metadata.get_str("general.base_model").map(str::to_string));
-        Ok(Quantizer { source: file, arch, base_model })
+        let base_model = meta.and_then(|m| m.base_model).or_else(|| {
+            file.metadata
+                .get_str("general.base_model")
+                .map(str::to_string)
+        });
+        Ok(Quantizer {
+            source: file,
+            arch,
+            base_model,
+        })
     }
 
     pub fn architecture(&self) -> Architecture {
@@ -206,14 +243,28 @@ impl Quantizer {
         if !is_target_type(ty) {
             return Err(Error::invalid_argument(format!(
                 "cannot quantize to {ty}; choose one of: {}",
-                TARGET_TYPES.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                TARGET_TYPES
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let path = target_path(&self.source.path, dst, ty, container)?;
         let meta_path = meta_path_for(&path);
         if path.exists() {
-            log::warn!("target file {} already exists, skipping quantization", path.display());
-            return Ok(QuantizeOutcome { path, meta_path, skipped_existing: true, quantized: 0, kept: 0, fallbacks: Vec::new() });
+            log::warn!(
+                "target file {} already exists, skipping quantization",
+                path.display()
+            );
+            return Ok(QuantizeOutcome {
+                path,
+                meta_path,
+                skipped_existing: true,
+                quantized: 0,
+                kept: 0,
+                fallbacks: Vec::new(),
+            });
         }
         let plan: Vec<(&TensorInfo, GgmlType, Option<String>)> = self
             .source
@@ -228,26 +279,66 @@ impl Quantizer {
         for (t, used, why) in &plan {
             if let Some(reason) = why {
                 log::warn!("{}: {reason}; using {used} instead of {ty}", t.name);
-                fallbacks.push(Fallback { tensor: t.name.clone(), requested: ty, used: *used, reason: reason.clone() });
+                fallbacks.push(Fallback {
+                    tensor: t.name.clone(),
+                    requested: ty,
+                    used: *used,
+                    reason: reason.clone(),
+                });
             }
         }
         let mut metadata = self.source.metadata.clone();
-        metadata.set("general.file_type", Value::U32(file_type_of(ty).expect("target types have a file type")));
+        metadata.set(
+            "general.file_type",
+            Value::U32(file_type_of(ty).expect("target types have a file type")),
+        );
         if ty.is_quantized() {
             metadata.set("general.quantization_version", Value::U32(2));
         }
         let vocab_key = format!("{}.vocab_size", self.arch.gguf_name());
         if container != Container::Gguf && metadata.get(&vocab_key).is_none() {
-            if let Some(n) = self.source.legacy_vocab.as_ref().map(|v| v.tokens.len()).or_else(|| metadata.get_array("tokenizer.ggml.tokens").map(<[Value]>::len)) {
+            if let Some(n) = self
+                .source
+                .legacy_vocab
+                .as_ref()
+                .map(|v| v.tokens.len())
+                .or_else(|| {
+                    metadata
+                        .get_array("tokenizer.ggml.tokens")
+                        .map(<[Value]>::len)
+                })
+            {
                 metadata.set(vocab_key, Value::U32(n as u32));
             }
         }
-        let specs = plan.iter().map(|(t, used, _)| TensorSpec { name: t.name.clone(), ty: *used, shape: t.shape.clone() }).collect();
-        let mut writer = format::create_writer(&path, container, self.arch, &metadata, self.source.legacy_vocab.as_ref(), specs)?;
+        let specs = plan
+            .iter()
+            .map(|(t, used, _)| TensorSpec {
+                name: t.name.clone(),
+                ty: *used,
+                shape: t.shape.clone(),
+            })
+            .collect();
+        let mut writer = format::create_writer(
+            &path,
+            container,
+            self.arch,
+            &metadata,
+            self.source.legacy_vocab.as_ref(),
+            specs,
+        )?;
         let total = plan.len() as u64;
         let (mut quantized, mut kept) = (0, 0);
         for (i, (t, used, _)) in plan.iter().enumerate() {
-            report(progress, Progress { stage: "quantize", tensor: &t.name, current: i as u64, total })?;
+            report(
+                progress,
+                Progress {
+                    stage: "quantize",
+                    tensor: &t.name,
+                    current: i as u64,
+                    total,
+                },
+            )?;
             let bytes = convert_tensor(&self.source, t, *used)?;
             writer.write_tensor(&bytes)?;
             if *used == ty {
@@ -256,16 +347,34 @@ impl Quantizer {
                 kept += 1;
             }
         }
-        report(progress, Progress { stage: "quantize", tensor: "", current: total, total })?;
+        report(
+            progress,
+            Progress {
+                stage: "quantize",
+                tensor: "",
+                current: total,
+                total,
+            },
+        )?;
         let path = writer.finish()?;
         let written = ModelFile::open(&path, Some(self.arch))?;
         let mut meta = Meta::describe(&written, self.base_model.clone())?;
-        meta.quantization_version = if ty.is_quantized() { QuantizationVersion::V2 } else { QuantizationVersion::NotQuantized };
-        let (meta_path, _) = Meta::write(&path, &meta).map_err(|e| {
+        meta.quantization_version = if ty.is_quantized() {
+            QuantizationVersion::V2
+        } else {
+            QuantizationVersion::NotQuantized
+        };
+        let (meta_path, _) = Meta::write(&path, &meta).inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
-            e
         })?;
-        Ok(QuantizeOutcome { path, meta_path, skipped_existing: false, quantized, kept, fallbacks })
+        Ok(QuantizeOutcome {
+            path,
+            meta_path,
+            skipped_existing: false,
+            quantized,
+            kept,
+            fallbacks,
+        })
     }
 }
 
@@ -279,20 +388,27 @@ fn convert_tensor(source: &ModelFile, t: &TensorInfo, to: GgmlType) -> Result<Ve
     let cols = t.shape.first().copied().unwrap_or(1) as usize;
     let rows = (t.n_elements() as usize) / cols.max(1);
     let in_row = t.ty.row_size(cols as u64).ok_or_else(|| {
-        Error::new(ErrorKind::Format, format!("tensor {}: rows of {cols} do not fit {}", t.name, t.ty))
+        Error::new(
+            ErrorKind::Format,
+            format!("tensor {}: rows of {cols} do not fit {}", t.name, t.ty),
+        )
     })? as usize;
-    let out_row = to.row_size(cols as u64).expect("policy picks a type that fits") as usize;
+    let out_row = to
+        .row_size(cols as u64)
+        .expect("policy picks a type that fits") as usize;
     let mut out = vec![0u8; out_row * rows];
     const ROWS_PER_TASK: usize = 16;
-    out.par_chunks_mut(out_row * ROWS_PER_TASK).enumerate().try_for_each(|(c, dst)| -> Result<()> {
-        let mut f = vec![0f32; cols];
-        for (i, dst_row) in dst.chunks_exact_mut(out_row).enumerate() {
-            let r = c * ROWS_PER_TASK + i;
-            quant::dequantize(t.ty, &data[r * in_row..(r + 1) * in_row], &mut f)?;
-            quant::quantize(to, &f, dst_row)?;
-        }
-        Ok(())
-    })?;
+    out.par_chunks_mut(out_row * ROWS_PER_TASK)
+        .enumerate()
+        .try_for_each(|(c, dst)| -> Result<()> {
+            let mut f = vec![0f32; cols];
+            for (i, dst_row) in dst.chunks_exact_mut(out_row).enumerate() {
+                let r = c * ROWS_PER_TASK + i;
+                quant::dequantize(t.ty, &data[r * in_row..(r + 1) * in_row], &mut f)?;
+                quant::quantize(to, &f, dst_row)?;
+            }
+            Ok(())
+        })?;
     Ok(out)
 }
 

@@ -229,7 +229,9 @@ pub fn create_writer(
             let alignment = metadata
                 .get_u64("general.alignment")
                 .unwrap_or(gguf::DEFAULT_ALIGNMENT);
-            Ok(Box::new(gguf::GgufWriter::create(path, metadata, &tensors, alignment)?))
+            Ok(Box::new(gguf::GgufWriter::create(
+                path, metadata, &tensors, alignment,
+            )?))
         }
         Container::Ggjt | Container::Ggml => {
             let format = legacy::LegacyFormat {

@@ -15,14 +15,19 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// GPT-2's `bytes_to_unicode`, inverted: the byte each mapped character stands for.
 fn gpt2_char_to_byte(c: char) -> Option<u8> {
-    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
     let cp = c as u32;
     if cp < 256 && printable(cp) {
         return Some(cp as u8);
     }
     // The n-th non-printable byte (in byte order) maps to U+0100 + n.
     let n = cp.checked_sub(0x100)?;
-    (0u32..256).filter(|&b| !printable(b)).nth(n as usize).map(|b| b as u8)
+    (0u32..256)
+        .filter(|&b| !printable(b))
+        .nth(n as usize)
+        .map(|b| b as u8)
 }
 
 /// The raw bytes of one token of a GGUF vocabulary.
@@ -62,18 +67,34 @@ pub fn legacy_vocab_from_metadata(metadata: &Metadata) -> Result<LegacyVocab> {
             "the model has no tokenizer.ggml.tokens vocabulary to store in a legacy file",
         )
     };
-    let tokens = metadata.get_array("tokenizer.ggml.tokens").ok_or_else(missing)?;
+    let tokens = metadata
+        .get_array("tokenizer.ggml.tokens")
+        .ok_or_else(missing)?;
     let model = metadata.get_str("tokenizer.ggml.model").unwrap_or("");
     let types = metadata.get_array("tokenizer.ggml.token_type");
     let scores = metadata.get_array("tokenizer.ggml.scores");
-    let mut vocab = LegacyVocab { tokens: Vec::with_capacity(tokens.len()), scores: Vec::with_capacity(tokens.len()) };
+    let mut vocab = LegacyVocab {
+        tokens: Vec::with_capacity(tokens.len()),
+        scores: Vec::with_capacity(tokens.len()),
+    };
     for (i, t) in tokens.iter().enumerate() {
         let text = t.as_str().ok_or_else(|| {
-            Error::new(ErrorKind::Format, format!("tokenizer.ggml.tokens[{i}] is not a string"))
+            Error::new(
+                ErrorKind::Format,
+                format!("tokenizer.ggml.tokens[{i}] is not a string"),
+            )
         })?;
-        let ty = types.and_then(|ts| ts.get(i)).and_then(Value::as_i64).unwrap_or(1);
+        let ty = types
+            .and_then(|ts| ts.get(i))
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         vocab.tokens.push(token_bytes(model, text, ty));
-        vocab.scores.push(scores.and_then(|s| s.get(i)).and_then(Value::as_f64).unwrap_or(0.0) as f32);
+        vocab.scores.push(
+            scores
+                .and_then(|s| s.get(i))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0) as f32,
+        );
     }
     Ok(vocab)
 }
