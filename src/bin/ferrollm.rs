@@ -1,5 +1,10 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/jobs.rs"]
+mod jobs;
+#[path = "ferrollm/quantize.rs"]
+mod quantize;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -10,6 +15,9 @@ use std::process::ExitCode;
     about = "Convert, quantize and run GGML-family language models"
 )]
 struct Cli {
+    /// Print what is being done (information-level logs) on standard error.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,10 +26,12 @@ struct Cli {
 enum Command {
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    jobs::init_logging(cli.verbose);
     let result: ferrollm::Result<()> = match cli.command {
         Command::Types => {
             for t in ferrollm::format::GgmlType::ALL {
@@ -36,6 +46,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
