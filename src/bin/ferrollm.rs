@@ -1,5 +1,7 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/convert.rs"]
+mod convert;
 #[path = "ferrollm/jobs.rs"]
 mod jobs;
 #[path = "ferrollm/quantize.rs"]
@@ -27,6 +29,7 @@ enum Command {
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
     Quantize(quantize::QuantizeArgs),
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Quantize(a) => quantize::run(a),
+        Command::Convert(a) => convert::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
