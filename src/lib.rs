@@ -6,6 +6,12 @@
 pub mod arch;
 pub mod error;
 pub mod format;
+pub mod generate;
+pub mod model;
+pub mod quant;
+pub mod sampling;
+pub mod session;
+pub mod tokenizer;
 
 mod ffi;
 
