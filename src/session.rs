@@ -112,6 +112,10 @@ impl Session {
     pub fn tokens(&self) -> &[u32] {
         &self.history
     }
+    /// Worker threads of this session.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
     pub fn context_length(&self) -> usize {
         self.kv.n_ctx()
     }

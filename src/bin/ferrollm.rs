@@ -1,5 +1,8 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/run.rs"]
+mod run;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -18,6 +21,8 @@ struct Cli {
 enum Command {
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
+    #[command(flatten)]
+    Run(run::RunCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Run(cmd) => run::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
