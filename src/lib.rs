@@ -8,12 +8,16 @@ pub mod error;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod progress;
 pub mod quant;
+pub mod quantizer;
 pub mod sampling;
 pub mod session;
 pub mod tokenizer;
 
-mod ffi;
+/// The C API (`include/ferrollm.h`); Rust callers use the modules above.
+#[doc(hidden)]
+pub mod ffi;
 
 pub use arch::Architecture;
 pub use error::{Error, ErrorKind, Result};

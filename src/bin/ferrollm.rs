@@ -1,5 +1,9 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/jobs.rs"]
+mod jobs;
+#[path = "ferrollm/quantize.rs"]
+mod quantize;
 #[path = "ferrollm/run.rs"]
 mod run;
 
@@ -13,6 +17,9 @@ use std::process::ExitCode;
     about = "Convert, quantize and run GGML-family language models"
 )]
 struct Cli {
+    /// Print what is being done (information-level logs) on standard error.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,12 +28,14 @@ struct Cli {
 enum Command {
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
+    Quantize(quantize::QuantizeArgs),
     #[command(flatten)]
     Run(run::RunCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    jobs::init_logging(cli.verbose);
     let result: ferrollm::Result<()> = match cli.command {
         Command::Types => {
             for t in ferrollm::format::GgmlType::ALL {
@@ -41,6 +50,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Quantize(a) => quantize::run(a),
         Command::Run(cmd) => run::run(cmd),
     };
     match result {

@@ -10,6 +10,10 @@
 
 pub mod args;
 pub mod model;
+pub mod quantize;
+
+pub use model::*;
+pub use quantize::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::cell::RefCell;

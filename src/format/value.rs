@@ -228,6 +228,11 @@ impl Metadata {
             None => self.entries.push((key, value)),
         }
     }
+    /// Appends `key`, which the caller has already checked is not present. Readers use this so
+    /// that parsing stays linear in the number of keys (`set` searches the whole map).
+    pub(crate) fn push_new(&mut self, key: String, value: Value) {
+        self.entries.push((key, value));
+    }
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
