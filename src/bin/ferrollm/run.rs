@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use ferrollm::generate::{generate, GenerateParams};
-use ferrollm::model::{LoadParams, Model};
+use ferrollm::model::{KvType, LoadParams, Model};
 use ferrollm::sampling::SamplerParams;
 use ferrollm::session::{Logits, Session, SessionParams};
 use ferrollm::{Architecture, Error, Result};
@@ -29,6 +29,9 @@ pub struct ModelArgs {
     /// A Hugging Face tokenizer.json to use instead of the file's tokenizer.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Element type of the key/value cache: f16 or f32.
+    #[arg(long = "kv-type", default_value = "f16")]
+    pub kv_type: String,
 }
 
 impl ModelArgs {
@@ -50,11 +53,21 @@ impl ModelArgs {
         Ok(Arc::new(Model::load(&self.model, &params)?))
     }
     fn session(&self, model: Arc<Model>) -> Result<Session> {
+        let kv_type = match self.kv_type.as_str() {
+            "f16" => KvType::F16,
+            "f32" => KvType::F32,
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "--kv-type {other:?}: use f16 or f32"
+                )))
+            }
+        };
         Session::new(
             model,
             SessionParams {
                 threads: self.threads,
                 context_length: self.ctx,
+                kv_type,
                 ..Default::default()
             },
         )
