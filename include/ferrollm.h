@@ -32,9 +32,27 @@
 #define FERROLLM_ABI_VERSION 1
 
 /**
+ * The result of a generation; read it with the ferrollm_generation_* functions and free it with
+ * ferrollm_generation_free().
+ */
+typedef struct ferrollm_generation ferrollm_generation;
+
+/**
+ * A loaded model. Immutable after loading: any number of threads may use one model at the same
+ * time (each with its own sessions). Free with ferrollm_model_free().
+ */
+typedef struct ferrollm_model ferrollm_model;
+
+/**
  * An opened source model ready to be quantized. Free with ferrollm_quantizer_free().
  */
 typedef struct ferrollm_quantizer ferrollm_quantizer;
+
+/**
+ * A session: a KV cache, sampler state and worker threads over a model. One thread at a time may
+ * use a session; give each thread its own. Free with ferrollm_session_free().
+ */
+typedef struct ferrollm_session ferrollm_session;
 
 /**
  * The result of every fallible function: `FERROLLM_OK` (0) or one of the `FERROLLM_ERR_*` codes.
@@ -42,6 +60,126 @@ typedef struct ferrollm_quantizer ferrollm_quantizer;
  * The codes equal the discriminants of the Rust `ErrorKind` (a unit test checks it).
  */
 typedef uint32_t ferrollm_status;
+
+/**
+ * A model architecture (`uint32_t`).
+ */
+typedef uint32_t ferrollm_arch;
+
+/**
+ * Settings for ferrollm_model_load(). Initialise with ferrollm_model_default_params().
+ */
+typedef struct ferrollm_model_params {
+  /**
+   * sizeof(ferrollm_model_params), set by ferrollm_model_default_params().
+   */
+  uint32_t struct_size;
+  /**
+   * FERROLLM_ARCH_AUTO (default) or the architecture of a file that does not name it.
+   */
+  ferrollm_arch architecture;
+  /**
+   * Map the file into memory (default true) instead of reading it.
+   */
+  bool prefer_mmap;
+  /**
+   * A Hugging Face tokenizer.json to use instead of the file's own tokenizer, or NULL (default).
+   */
+  const char *tokenizer_path;
+} ferrollm_model_params;
+
+/**
+ * Element type of a session's key/value cache (`uint32_t`).
+ */
+typedef uint32_t ferrollm_kv_type;
+
+/**
+ * Settings for ferrollm_session_new(). Initialise with ferrollm_session_default_params().
+ */
+typedef struct ferrollm_session_params {
+  uint32_t struct_size;
+  /**
+   * Worker threads; 0 (default) = one per core.
+   */
+  uint32_t threads;
+  /**
+   * Prompt tokens fed per forward pass (default 512).
+   */
+  uint32_t batch_size;
+  /**
+   * Context length in tokens; 0 (default) = the model's training context.
+   */
+  uint32_t context_length;
+  /**
+   * FERROLLM_KV_F16 (default) or FERROLLM_KV_F32.
+   */
+  ferrollm_kv_type kv_type;
+  /**
+   * Rope frequency scale override; 0 (default) = the model's.
+   */
+  float rope_frequency_scale;
+  /**
+   * Rope frequency base (theta) override; 0 (default) = the model's.
+   */
+  float rope_frequency_base;
+} ferrollm_session_params;
+
+/**
+ * Which logits ferrollm_session_eval() returns (`uint32_t`).
+ */
+typedef uint32_t ferrollm_logits_mode;
+
+/**
+ * Settings of one generation (llm-rs' GenerationConfig). Initialise with
+ * ferrollm_generate_default_params().
+ */
+typedef struct ferrollm_generate_params {
+  uint32_t struct_size;
+  /**
+   * Keep the k most likely tokens (default 40; 0 = all).
+   */
+  uint32_t top_k;
+  /**
+   * Nucleus sampling threshold in (0, 1] (default 0.95).
+   */
+  float top_p;
+  /**
+   * Default 0.8; 0 = greedy.
+   */
+  float temperature;
+  /**
+   * Default 1.3; 1 = off.
+   */
+  float repetition_penalty;
+  /**
+   * Tokens the repetition penalty looks back on (default 512).
+   */
+  uint32_t repetition_penalty_last_n;
+  /**
+   * Random seed (default 42): the same seed gives the same text.
+   */
+  uint64_t seed;
+  /**
+   * Stop after this many new tokens; 0 (default) = until the end token or a full context.
+   */
+  uint32_t max_new_tokens;
+  /**
+   * `n_stop_words` UTF-8 strings; generation stops before the first one that appears.
+   */
+  const char *const *stop_words;
+  size_t n_stop_words;
+} ferrollm_generate_params;
+
+/**
+ * Receives each new piece of generated text (`len` bytes of valid UTF-8, not NUL-terminated,
+ * valid only during the call). Return false to stop generating.
+ */
+typedef bool (*ferrollm_piece_fn)(const char *piece, size_t len, void *user_data);
+
+/**
+ * Why generation stopped (`uint32_t`).
+ */
+typedef uint32_t ferrollm_stop_reason;
 
 /**
  * A ggml tensor type id (`uint32_t`), as stored in files.
@@ -124,6 +262,50 @@ typedef bool (*ferrollm_progress_fn)(const struct ferrollm_progress *progress, v
  */
 #define FERROLLM_ERR_PANIC 8
 
+/**
+ * Detect the architecture from the file (GGUF metadata or the `.meta` sidecar).
+ */
+#define FERROLLM_ARCH_AUTO 0
+
+#define FERROLLM_ARCH_GPT2 1
+
+#define FERROLLM_ARCH_GPTJ 2
+
+#define FERROLLM_ARCH_GPTNEOX 3
+
+#define FERROLLM_ARCH_LLAMA 4
+
+#define FERROLLM_ARCH_MPT 5
+
+#define FERROLLM_ARCH_BLOOM 6
+
+#define FERROLLM_KV_F16 0
+
+#define FERROLLM_KV_F32 1
+
+/**
+ * No logits (only fill the KV cache).
+ */
+#define FERROLLM_LOGITS_NONE 0
+
+/**
+ * The logits of the last token: n_vocab floats.
+ */
+#define FERROLLM_LOGITS_LAST 1
+
+/**
+ * The logits of every token fed: n × n_vocab floats, one row per token.
+ */
+#define FERROLLM_LOGITS_ALL 2
+
+#define FERROLLM_STOP_END_TOKEN 0
+
+#define FERROLLM_STOP_MAX_LENGTH 1
+
+#define FERROLLM_STOP_STOP_WORD 2
+
+#define FERROLLM_STOP_CANCELLED 3
+
 #define FERROLLM_TYPE_F32 0
 
 #define FERROLLM_TYPE_F16 1
@@ -203,6 +385,168 @@ uint32_t ferrollm_abi_version(void);
  * `s` is NULL or a string returned by this library and not yet freed.
  */
 void ferrollm_string_free(char *s);
+
+/**
+ * Fills *params with the defaults (and its struct_size).
+ *
+ * # Safety
+ * `params` is NULL or points to a writable ferrollm_model_params.
+ */
+ferrollm_status ferrollm_model_default_params(struct ferrollm_model_params *params);
+
+/**
+ * Loads a model file — GGUF (v2, v3), GGJT (v1–v3), GGMF or GGML — or the one model file in a
+ * folder (with several, the error lists them). `params` may be NULL for the defaults. On success
+ * *model_out receives a new model, owned by the caller.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `params` is NULL or valid; `model_out` is writable.
+ */
+ferrollm_status ferrollm_model_load(const char *path, const struct ferrollm_model_params *params, struct ferrollm_model **model_out);
+
+/**
+ * Frees a model. NULL is accepted. Sessions made from it stay valid (they keep what they need).
+ *
+ * # Safety
+ * `model` is NULL or a model from ferrollm_model_load() not yet freed, used by no other call.
+ */
+void ferrollm_model_free(struct ferrollm_model *model);
+
+/**
+ * Basic facts about a loaded model. Any out-pointer may be NULL.
+ *
+ * # Safety
+ * `model` is a live model; non-NULL out-pointers are writable.
+ */
+ferrollm_status ferrollm_model_describe(const struct ferrollm_model *model, ferrollm_arch *arch_out, uint32_t *n_vocab_out, uint32_t *n_ctx_train_out, uint32_t *n_embd_out);
+
+/**
+ * Tokenizes `len` bytes of UTF-8 `text`. With `add_special`, the tokenizer's own special tokens
+ * (e.g. LLaMA's BOS) are added as transformers would. Writes up to `cap` ids to `tokens` and the
+ * count to *n_out; if `cap` is too small, returns FERROLLM_ERR_BUFFER_TOO_SMALL with the needed
+ * count in *n_out (call with cap 0 to ask). Thread-safe on a shared model.
+ *
+ * # Safety
+ * `text` points to `len` bytes; `tokens` to `cap` writable ids; `n_out` is writable.
+ */
+ferrollm_status ferrollm_tokenize(const struct ferrollm_model *model, const char *text, size_t len, bool add_special, uint32_t *tokens, size_t cap, size_t *n_out);
+
+/**
+ * The text of `n` token ids, as a new string in *text_out (free with ferrollm_string_free()).
+ *
+ * # Safety
+ * `tokens` points to `n` ids; `text_out` is writable.
+ */
+ferrollm_status ferrollm_detokenize(const struct ferrollm_model *model, const uint32_t *tokens, size_t n, char **text_out);
+
+/**
+ * Fills *params with the defaults (and its struct_size).
+ *
+ * # Safety
+ * `params` is NULL or writable.
+ */
+ferrollm_status ferrollm_session_default_params(struct ferrollm_session_params *params);
+
+/**
+ * Creates a session over `model` (which may be freed afterwards: the session keeps it alive).
+ * `params` may be NULL for the defaults.
+ *
+ * # Safety
+ * `model` is a live model; `params` is NULL or valid; `session_out` is writable.
+ */
+ferrollm_status ferrollm_session_new(const struct ferrollm_model *model, const struct ferrollm_session_params *params, struct ferrollm_session **session_out);
+
+/**
+ * Frees a session. NULL is accepted.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other call.
+ */
+void ferrollm_session_free(struct ferrollm_session *session);
+
+/**
+ * Forgets every token fed to the session.
+ *
+ * # Safety
+ * `session` is a live session used by no other call.
+ */
+ferrollm_status ferrollm_session_reset(struct ferrollm_session *session);
+
+/**
+ * Feeds `n` tokens after those already in the session and writes logits per `mode` to `logits`
+ * (capacity `cap` floats) and their count to *n_out (may be NULL). If `cap` is too small, returns
+ * FERROLLM_ERR_BUFFER_TOO_SMALL with the needed count in *n_out — the tokens have been fed.
+ * Tokens past the context give FERROLLM_ERR_CONTEXT_FULL (nothing fed); out-of-range ids give
+ * FERROLLM_ERR_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `session` is a live session used by no other call; `tokens` points to `n` ids; `logits` to
+ * `cap` writable floats; `n_out` is NULL or writable.
+ */
+ferrollm_status ferrollm_session_eval(struct ferrollm_session *session, const uint32_t *tokens, size_t n, ferrollm_logits_mode mode, float *logits, size_t cap, size_t *n_out);
+
+/**
+ * The embedding of `len` bytes of UTF-8 `text`: the mean over its tokens of the model's final
+ * hidden states (n_embd floats), computed in a fresh context (the session is reset). Buffer rules
+ * as ferrollm_session_eval().
+ *
+ * # Safety
+ * As ferrollm_session_eval(); `text` points to `len` bytes.
+ */
+ferrollm_status ferrollm_session_embed(struct ferrollm_session *session, const char *text, size_t len, float *embedding, size_t cap, size_t *n_out);
+
+/**
+ * Fills *params with the defaults (and its struct_size).
+ *
+ * # Safety
+ * `params` is NULL or writable.
+ */
+ferrollm_status ferrollm_generate_default_params(struct ferrollm_generate_params *params);
+
+/**
+ * Generates a continuation of `prompt` (UTF-8, NUL-terminated) after whatever the session holds,
+ * calling `on_piece` (may be NULL) with each new piece of text. A cancellation by the callback is
+ * not an error: the result says FERROLLM_STOP_CANCELLED. On success *result_out receives a new
+ * result owned by the caller.
+ *
+ * # Safety
+ * `session` is a live session used by no other call; `prompt` is NUL-terminated; `params` is NULL
+ * or valid (its stop_words array holds n_stop_words strings); `result_out` is writable.
+ */
+ferrollm_status ferrollm_session_generate(struct ferrollm_session *session, const char *prompt, const struct ferrollm_generate_params *params, ferrollm_piece_fn on_piece, void *user_data, struct ferrollm_generation **result_out);
+
+/**
+ * The generated text (NUL-terminated UTF-8), owned by the result. NULL for a NULL result.
+ *
+ * # Safety
+ * `result` is NULL or a live result.
+ */
+const char *ferrollm_generation_text(const struct ferrollm_generation *result);
+
+/**
+ * The generated token ids (owned by the result) and their count in *n_out.
+ *
+ * # Safety
+ * `result` is a live result; `n_out` is writable.
+ */
+ferrollm_status ferrollm_generation_tokens(const struct ferrollm_generation *result, const uint32_t **tokens_out, size_t *n_out);
+
+/**
+ * Why generation stopped, the number of prompt tokens fed, and the times in milliseconds (prompt
+ * feeding, generation, total). Any out-pointer may be NULL.
+ *
+ * # Safety
+ * `result` is a live result; non-NULL out-pointers are writable.
+ */
+ferrollm_status ferrollm_generation_info(const struct ferrollm_generation *result, ferrollm_stop_reason *stop_reason_out, size_t *n_prompt_tokens_out, double *prompt_ms_out, double *generation_ms_out, double *total_ms_out);
+
+/**
+ * Frees a generation result. NULL is accepted.
+ *
+ * # Safety
+ * `result` is NULL or a live result used by no other call.
+ */
+void ferrollm_generation_free(struct ferrollm_generation *result);
 
 /**
  * The lower-case ggml name of a type ("q4_0", "f16", …), or NULL for an unknown id. Static.

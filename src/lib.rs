@@ -7,9 +7,14 @@ pub mod arch;
 pub mod convert;
 pub mod error;
 pub mod format;
+pub mod generate;
+pub mod model;
 pub mod progress;
 pub mod quant;
 pub mod quantizer;
+pub mod sampling;
+pub mod session;
+pub mod tokenizer;
 
 /// The C API (`include/ferrollm.h`); Rust callers use the modules above.
 #[doc(hidden)]

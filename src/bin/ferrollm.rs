@@ -6,6 +6,8 @@ mod convert;
 mod jobs;
 #[path = "ferrollm/quantize.rs"]
 mod quantize;
+#[path = "ferrollm/run.rs"]
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
     Types,
     Quantize(quantize::QuantizeArgs),
     Convert(convert::ConvertArgs),
+    #[command(flatten)]
+    Run(run::RunCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         }
         Command::Quantize(a) => quantize::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Run(cmd) => run::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

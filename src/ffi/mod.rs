@@ -8,10 +8,11 @@
 
 #![allow(non_camel_case_types)]
 
-#[allow(dead_code)] // some helpers are used only by the model API, which lands on another branch
 pub mod args;
+pub mod model;
 pub mod quantize;
 
+pub use model::*;
 pub use quantize::*;
 
 use crate::error::{Error, ErrorKind, Result};

@@ -1,0 +1,260 @@
+//! Choosing the next token from logits: repetition penalty, top-k, temperature, top-p, and a
+//! seeded random number generator, in the order llm-rs 0.2.15 (llm's `TopPTopK` sampler) applies
+//! them. Temperature 0 means greedy (argmax, first index on ties).
+
+/// Sampling settings (the seed's `GenerationConfig` defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerParams {
+    /// Keep only the k most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probabilities add up to at least p (1: all).
+    pub top_p: f32,
+    /// Divides the logits; 0 selects greedy decoding.
+    pub temperature: f32,
+    /// Divides positive logits (multiplies negative ones) of recently seen tokens; 1: off.
+    pub repetition_penalty: f32,
+    /// How many of the most recent tokens the repetition penalty looks at.
+    pub repetition_penalty_last_n: usize,
+    pub seed: u64,
+}
+
+impl Default for SamplerParams {
+    fn default() -> Self {
+        SamplerParams {
+            top_k: 40,
+            top_p: 0.95,
+            temperature: 0.8,
+            repetition_penalty: 1.3,
+            repetition_penalty_last_n: 512,
+            seed: 42,
+        }
+    }
+}
+
+impl SamplerParams {
+    /// Checks the ranges; the error names the parameter.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |name: &str, v: f32| {
+            crate::Error::invalid_argument(format!("{name} = {v} is out of range"))
+        };
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(bad("top_p", self.top_p));
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(bad("temperature", self.temperature));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(bad("repetition_penalty", self.repetition_penalty));
+        }
+        Ok(())
+    }
+}
+
+/// SplitMix64: a small, fast generator whose output for a given seed never changes between
+/// versions, so the same seed always gives the same text.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// A sampler: parameters plus its random state.
+pub struct Sampler {
+    params: SamplerParams,
+    rng: Rng,
+}
+
+impl Sampler {
+    pub fn new(params: SamplerParams) -> crate::Result<Sampler> {
+        params.validate()?;
+        let rng = Rng::new(params.seed);
+        Ok(Sampler { params, rng })
+    }
+
+    /// Picks the next token from `logits`, given the tokens seen so far (`history`).
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let p = &self.params;
+        let mut logits = logits.to_vec();
+        if p.repetition_penalty != 1.0 {
+            let start = history.len().saturating_sub(p.repetition_penalty_last_n);
+            let mut seen = vec![false; logits.len()];
+            for &t in &history[start..] {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    if !std::mem::replace(&mut seen[t as usize], true) {
+                        *l = if *l > 0.0 {
+                            *l / p.repetition_penalty
+                        } else {
+                            *l * p.repetition_penalty
+                        };
+                    }
+                }
+            }
+        }
+        if p.temperature == 0.0 {
+            return argmax(&logits);
+        }
+        // Candidates sorted by logit, highest first (ties: lower id first, for determinism).
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.is_nan())
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
+        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if p.top_k > 0 && p.top_k < cand.len() {
+            cand.truncate(p.top_k);
+        }
+        let max = cand[0].1;
+        let mut probs: Vec<f64> = cand
+            .iter()
+            .map(|&(_, l)| (((l - max) / p.temperature) as f64).exp())
+            .collect();
+        let sum: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|x| *x /= sum);
+        if p.top_p < 1.0 {
+            let mut cum = 0.0;
+            let keep = probs.iter().position(|&x| {
+                cum += x;
+                cum >= p.top_p as f64
+            });
+            let keep = keep.map_or(probs.len(), |i| i + 1);
+            probs.truncate(keep);
+            cand.truncate(keep);
+        }
+        let total: f64 = probs.iter().sum();
+        let mut r = self.rng.next_f64() * total;
+        for (i, &x) in probs.iter().enumerate() {
+            if r < x {
+                return cand[i].0;
+            }
+            r -= x;
+        }
+        cand[probs.len() - 1].0
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_and_penalty() {
+        let mut s = Sampler::new(SamplerParams {
+            temperature: 0.0,
+            repetition_penalty: 2.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.sample(&[1.0, 3.0, 2.0], &[]), 1);
+        // Token 1 seen: 3.0 / 2 = 1.5 < 2.0.
+        assert_eq!(s.sample(&[1.0, 3.0, 2.0], &[1]), 2);
+        // Negative logits are multiplied: -1 * 2 = -2 < -1.5.
+        assert_eq!(s.sample(&[-1.5, -1.0], &[1]), 0);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_seed_repeats() {
+        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32 / 10.0).collect();
+        let mut s = Sampler::new(SamplerParams {
+            top_k: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.sample(&logits, &[]), argmax(&logits));
+        let draw = |seed| {
+            let mut s = Sampler::new(SamplerParams {
+                seed,
+                top_k: 0,
+                top_p: 1.0,
+                repetition_penalty: 1.0,
+                ..Default::default()
+            })
+            .unwrap();
+            (0..20).map(|_| s.sample(&logits, &[])).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn top_p_keeps_the_head() {
+        // One token holds ~99.99% of the mass: top_p 0.9 must always pick it.
+        let mut logits = vec![0.0f32; 50];
+        logits[13] = 20.0;
+        let mut s = Sampler::new(SamplerParams {
+            top_k: 0,
+            top_p: 0.9,
+            temperature: 1.0,
+            repetition_penalty: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        for _ in 0..100 {
+            assert_eq!(s.sample(&logits, &[]), 13);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_probabilities() {
+        // Two tokens with probabilities 0.25 and 0.75 at temperature 1.
+        let logits = [0.0f32, 3f32.ln()];
+        let mut s = Sampler::new(SamplerParams {
+            top_k: 0,
+            top_p: 1.0,
+            temperature: 1.0,
+            repetition_penalty: 1.0,
+            seed: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let ones = (0..20000).filter(|_| s.sample(&logits, &[]) == 1).count();
+        assert!((ones as f64 / 20000.0 - 0.75).abs() < 0.02, "{ones}");
+    }
+
+    #[test]
+    fn bad_params() {
+        assert!(SamplerParams {
+            top_p: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(SamplerParams {
+            temperature: -1.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(SamplerParams {
+            repetition_penalty: f32::NAN,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+}

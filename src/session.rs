@@ -1,0 +1,226 @@
+//! Sessions: a KV cache and a thread pool over a shared [`Model`]; feeds tokens and returns logits
+//! or embeddings.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::forward::{self, KvCache, RopeOverride};
+use crate::model::{KvType, Model};
+use std::sync::Arc;
+
+/// Settings of a session.
+#[derive(Clone, Debug)]
+pub struct SessionParams {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Tokens fed per forward pass while evaluating a prompt.
+    pub batch_size: usize,
+    /// Context length in tokens (0: the model's training context).
+    pub context_length: usize,
+    pub kv_type: KvType,
+    /// Overrides the model's rope frequency scale (positions are multiplied by it).
+    pub rope_frequency_scale: Option<f32>,
+    /// Overrides the model's rope frequency base (theta).
+    pub rope_frequency_base: Option<f32>,
+}
+
+impl Default for SessionParams {
+    fn default() -> Self {
+        SessionParams {
+            threads: 0,
+            batch_size: 512,
+            context_length: 0,
+            kv_type: KvType::F16,
+            rope_frequency_scale: None,
+            rope_frequency_base: None,
+        }
+    }
+}
+
+/// Which logits `eval` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    None,
+    /// Those of the last token fed.
+    Last,
+    /// Those of every token fed, one row each.
+    All,
+}
+
+/// One conversation with a model: used by one thread at a time.
+pub struct Session {
+    model: Arc<Model>,
+    params: SessionParams,
+    kv: KvCache,
+    history: Vec<u32>,
+    pool: rayon::ThreadPool,
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, params: SessionParams) -> Result<Session> {
+        if params.batch_size == 0 {
+            return Err(Error::invalid_argument("batch_size must be at least 1"));
+        }
+        let n_ctx = if params.context_length == 0 {
+            model.spec().n_ctx_train
+        } else {
+            params.context_length
+        };
+        if n_ctx > 1 << 20 {
+            return Err(Error::invalid_argument(format!(
+                "context_length {n_ctx} is larger than 1048576"
+            )));
+        }
+        if model
+            .weights()
+            .position_embd
+            .as_ref()
+            .is_some_and(|p| n_ctx > p.rows)
+        {
+            return Err(Error::invalid_argument(format!(
+                "context_length {n_ctx} exceeds the model's {} learned positions",
+                model.weights().position_embd.as_ref().map_or(0, |p| p.rows)
+            )));
+        }
+        for (name, v) in [
+            ("rope_frequency_scale", params.rope_frequency_scale),
+            ("rope_frequency_base", params.rope_frequency_base),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(Error::invalid_argument(format!(
+                    "{name} must be a positive number"
+                )));
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(params.threads)
+            .thread_name(|i| format!("ferrollm-{i}"))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start worker threads: {e}")))?;
+        let kv = KvCache::new(model.spec(), n_ctx, params.kv_type);
+        Ok(Session {
+            model,
+            params,
+            kv,
+            history: Vec::new(),
+            pool,
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+    /// Tokens in the context so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.history
+    }
+    /// Worker threads of this session.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+    pub fn context_length(&self) -> usize {
+        self.kv.n_ctx()
+    }
+    /// Forgets every token fed so far.
+    pub fn reset(&mut self) {
+        self.history.clear();
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<()> {
+        let n_vocab = self.model.spec().n_vocab;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(Error::invalid_argument(format!(
+                "token id {bad} is out of range (vocabulary size {n_vocab})"
+            )));
+        }
+        let needed = self.history.len() + tokens.len();
+        if needed > self.kv.n_ctx() {
+            return Err(Error::new(
+                ErrorKind::ContextFull,
+                format!(
+                    "{} tokens do not fit: {} already in the context of {} tokens",
+                    tokens.len(),
+                    self.history.len(),
+                    self.kv.n_ctx()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Feeds tokens in batches; returns the final hidden states of the last token (`all = false`)
+    /// or of every token fed.
+    fn feed(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>> {
+        self.check(tokens)?;
+        let model = self.model.clone();
+        let spec = model.spec();
+        let rope = RopeOverride {
+            freq_base: self.params.rope_frequency_base,
+            freq_scale: self.params.rope_frequency_scale,
+        };
+        let mut hidden = Vec::new();
+        let n_batches = tokens.len().div_ceil(self.params.batch_size);
+        for (b, batch) in tokens.chunks(self.params.batch_size).enumerate() {
+            let first = if all {
+                0
+            } else if b + 1 == n_batches {
+                batch.len() - 1
+            } else {
+                batch.len()
+            };
+            let pos0 = self.history.len();
+            let kv = &mut self.kv;
+            let h = self.pool.install(|| {
+                forward::forward(
+                    spec,
+                    model.weights(),
+                    model.alibi(),
+                    rope,
+                    kv,
+                    batch,
+                    pos0,
+                    first,
+                )
+            })?;
+            self.history.extend_from_slice(batch);
+            hidden.extend_from_slice(&h);
+        }
+        Ok(hidden)
+    }
+
+    /// Feeds `tokens` after those already in the context and returns logits per `mode`
+    /// (`n_vocab` values per row).
+    pub fn eval(&mut self, tokens: &[u32], mode: Logits) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::invalid_argument("no tokens to evaluate"));
+        }
+        let hidden = self.feed(tokens, mode == Logits::All)?;
+        match mode {
+            Logits::None => Ok(Vec::new()),
+            _ => {
+                let model = self.model.clone();
+                self.pool
+                    .install(|| forward::logits(model.spec(), model.weights(), &hidden))
+            }
+        }
+    }
+
+    /// The embedding of `tokens`: the mean over positions of the final (normed) hidden states,
+    /// computed in a fresh context (the session is reset first and afterwards).
+    pub fn embed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::invalid_argument("no tokens to embed"));
+        }
+        self.reset();
+        let hidden = self.feed(tokens, true);
+        self.reset();
+        let hidden = hidden?;
+        let d = self.model.spec().n_embd;
+        let mut mean = vec![0f64; d];
+        for row in hidden.chunks_exact(d) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+        }
+        Ok(mean
+            .iter()
+            .map(|m| (m / tokens.len() as f64) as f32)
+            .collect())
+    }
+}
