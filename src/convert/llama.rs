@@ -8,7 +8,8 @@
 //!   `attention.head_count_kv` = `num_key_value_heads` (default: `num_attention_heads`),
 //!   `rope.freq_base` = `rope_theta` (transformers 5 keeps it in `rope_parameters`, earlier versions
 //!   at the top level; default 10000), `attention.layer_norm_rms_epsilon` = `rms_norm_eps`,
-//!   `attention.key_length`/`value_length` = `head_dim` when config.json has it, `vocab_size`,
+//!   `attention.key_length`/`value_length` = the head size (llama.cpp writes config's `head_dim`,
+//!   which transformers 5 always provides), `vocab_size`,
 //!   `rope.dimension_count` = `head_dim` or `hidden_size / num_attention_heads`.
 //! - RoPE scaling (`rope_parameters` or `rope_scaling`): `linear` → `rope.scaling.type = "linear"`
 //!   and `rope.scaling.factor`; `yarn` → type, factor, `rope.scaling.original_context_length` and
@@ -128,10 +129,8 @@ pub(super) fn plan(cfg: &HfConfig) -> Result<ArchPlan> {
     }
     k.f32("rope.freq_base", rope.theta.unwrap_or(10000.0));
     k.f32("attention.layer_norm_rms_epsilon", eps);
-    if let Some(hd) = explicit_head_dim {
-        k.u32("attention.key_length", hd)?;
-        k.u32("attention.value_length", hd)?;
-    }
+    k.u32("attention.key_length", head_dim)?;
+    k.u32("attention.value_length", head_dim)?;
     k.u32("vocab_size", n_vocab)?;
     k.u32("rope.dimension_count", head_dim)?;
 
