@@ -473,8 +473,15 @@ impl Converter {
                 } => {
                     let (_, t) = self.find(&plan, name).expect("checked by plan()");
                     let st = t.source_type().expect("checked by plan()");
-                    tensor::produce(self.checkpoint.data(t), st, shape, *transform, ty, &mut buf);
-                    self.checkpoint.release(t);
+                    tensor::produce(
+                        self.checkpoint.data(t),
+                        st,
+                        shape,
+                        *transform,
+                        ty,
+                        &mut buf,
+                        &mut |range| self.checkpoint.release(t, range),
+                    );
                 }
                 Source::Generated { values, .. } => tensor::produce_generated(values, ty, &mut buf),
             }
