@@ -59,7 +59,7 @@ impl SourceType {
 /// One tensor of a checkpoint: where it is and what it holds.
 #[derive(Clone, Debug)]
 pub struct SourceTensor {
-    /// Index of its shard in [`Checkpoint::shards`].
+    /// Index of its shard (in the order [`Checkpoint::files`] lists them).
     pub shard: usize,
     /// The dtype as safetensors names it ("F32", "I64", …).
     pub dtype: Dtype,
