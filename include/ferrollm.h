@@ -32,11 +32,52 @@
 #define FERROLLM_ABI_VERSION 1
 
 /**
+ * An opened source model ready to be quantized. Free with ferrollm_quantizer_free().
+ */
+typedef struct ferrollm_quantizer ferrollm_quantizer;
+
+/**
  * The result of every fallible function: `FERROLLM_OK` (0) or one of the `FERROLLM_ERR_*` codes.
  * A `uint32_t` rather than a C enum so that codes added later are never undefined behaviour.
  * The codes equal the discriminants of the Rust `ErrorKind` (a unit test checks it).
  */
 typedef uint32_t ferrollm_status;
+
+/**
+ * A ggml tensor type id (`uint32_t`), as stored in files.
+ */
+typedef uint32_t ferrollm_type;
+
+/**
+ * A file container (`uint32_t`).
+ */
+typedef uint32_t ferrollm_container;
+
+/**
+ * A progress report passed to a ferrollm_progress_fn; valid only during the call.
+ */
+typedef struct ferrollm_progress {
+  uint32_t struct_size;
+  /**
+   * What is being done: "convert", "quantize", …
+   */
+  const char *stage;
+  /**
+   * The tensor being processed, or "" between tensors.
+   */
+  const char *tensor;
+  /**
+   * Units done so far and the total (tensors, for conversion and quantization).
+   */
+  uint64_t current;
+  uint64_t total;
+} ferrollm_progress;
+
+/**
+ * Called during long work; return false to cancel it (the call then fails with
+ * FERROLLM_ERR_CANCELLED and leaves no output file).
+ */
+typedef bool (*ferrollm_progress_fn)(const struct ferrollm_progress *progress, void *user_data);
 
 /**
  * Success.
@@ -83,6 +124,47 @@ typedef uint32_t ferrollm_status;
  */
 #define FERROLLM_ERR_PANIC 8
 
+#define FERROLLM_TYPE_F32 0
+
+#define FERROLLM_TYPE_F16 1
+
+#define FERROLLM_TYPE_Q4_0 2
+
+#define FERROLLM_TYPE_Q4_1 3
+
+#define FERROLLM_TYPE_Q5_0 6
+
+#define FERROLLM_TYPE_Q5_1 7
+
+#define FERROLLM_TYPE_Q8_0 8
+
+#define FERROLLM_TYPE_Q2_K 10
+
+#define FERROLLM_TYPE_Q3_K 11
+
+#define FERROLLM_TYPE_Q4_K 12
+
+#define FERROLLM_TYPE_Q5_K 13
+
+#define FERROLLM_TYPE_Q6_K 14
+
+#define FERROLLM_TYPE_BF16 30
+
+/**
+ * GGUF v3 (the default; llama.cpp reads it).
+ */
+#define FERROLLM_CONTAINER_GGUF 0
+
+/**
+ * GGJT v3, llm-rs' default container.
+ */
+#define FERROLLM_CONTAINER_GGJT 1
+
+/**
+ * Unversioned GGML.
+ */
+#define FERROLLM_CONTAINER_GGML 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -121,6 +203,60 @@ uint32_t ferrollm_abi_version(void);
  * `s` is NULL or a string returned by this library and not yet freed.
  */
 void ferrollm_string_free(char *s);
+
+/**
+ * The lower-case ggml name of a type ("q4_0", "f16", …), or NULL for an unknown id. Static.
+ */
+const char *ferrollm_type_name(ferrollm_type ty);
+
+/**
+ * The type named `name` (ggml's spelling, any case: "q4_0", "Q4_K", "bf16") into *type_out.
+ *
+ * # Safety
+ * `name` is NUL-terminated; `type_out` is writable.
+ */
+ferrollm_status ferrollm_type_from_name(const char *name, ferrollm_type *type_out);
+
+/**
+ * Opens the model file `source` for quantization (llm-rs' AutoQuantizer): reads its metadata
+ * (GGUF keys, or the `.meta` sidecar of a legacy file). A source that is already quantized is
+ * refused with FERROLLM_ERR_UNSUPPORTED.
+ *
+ * # Safety
+ * `source` is NUL-terminated; `quantizer_out` is writable.
+ */
+ferrollm_status ferrollm_quantizer_open(const char *source, struct ferrollm_quantizer **quantizer_out);
+
+/**
+ * Quantizes the opened source to `type` in `container`. `destination` is a file path (used as
+ * is), a folder, or NULL (the source's folder); in a folder the name follows llm-rs: the source
+ * stem without "-f16", plus "-<type>", plus "-ggjt" for GGJT, ".gguf" or ".bin". An existing
+ * target is not overwritten: its path is returned and a warning logged. A `.meta` sidecar is
+ * written beside the output. On success *written_path_out (may be NULL) receives the path, to be
+ * freed with ferrollm_string_free(). The quantizer may be used again (e.g. for another type).
+ *
+ * # Safety
+ * `quantizer` is live; `destination` is NULL or NUL-terminated; `written_path_out` is NULL or
+ * writable.
+ */
+ferrollm_status ferrollm_quantizer_quantize(const struct ferrollm_quantizer *quantizer, const char *destination, ferrollm_type ty, ferrollm_container container, ferrollm_progress_fn progress, void *user_data, char **written_path_out);
+
+/**
+ * Frees a quantizer. NULL is accepted.
+ *
+ * # Safety
+ * `quantizer` is NULL or live and used by no other call.
+ */
+void ferrollm_quantizer_free(struct ferrollm_quantizer *quantizer);
+
+/**
+ * Quantizes `source` into `destination` in one call (llm-rs' Model.quantize); the rules are
+ * those of ferrollm_quantizer_quantize().
+ *
+ * # Safety
+ * As ferrollm_quantizer_open() and ferrollm_quantizer_quantize().
+ */
+ferrollm_status ferrollm_quantize(const char *source, const char *destination, ferrollm_type ty, ferrollm_container container, ferrollm_progress_fn progress, void *user_data, char **written_path_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,8 +6,13 @@
 pub mod arch;
 pub mod error;
 pub mod format;
+pub mod progress;
+pub mod quant;
+pub mod quantizer;
 
-mod ffi;
+/// The C API (`include/ferrollm.h`); Rust callers use the modules above.
+#[doc(hidden)]
+pub mod ffi;
 
 pub use arch::Architecture;
 pub use error::{Error, ErrorKind, Result};

@@ -1,5 +1,10 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/jobs.rs"]
+mod jobs;
+#[path = "ferrollm/quantize.rs"]
+mod quantize;
+
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +17,9 @@ use std::process::ExitCode;
     about = "Convert, quantize and run GGML-family language models"
 )]
 struct Cli {
+    /// Print what is being done (information-level logs) on standard error.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,10 +37,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    jobs::init_logging(cli.verbose);
     let result: ferrollm::Result<()> = match cli.command {
         Command::Types => {
             for t in ferrollm::format::GgmlType::ALL {
@@ -56,6 +66,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,11 @@
 
 #![allow(non_camel_case_types)]
 
-// The first API modules (containers, quantizer) use these helpers; until they land some are unused.
-#[allow(dead_code)]
+#[allow(dead_code)] // some helpers are used only by the model API, which lands on another branch
 pub mod args;
+pub mod quantize;
+
+pub use quantize::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use std::cell::RefCell;
@@ -68,7 +70,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs the body of an exported function: catches panics, maps errors to status codes and records
 /// the message for `ferrollm_last_error`. Every `extern "C"` function that can fail goes through it.
-#[allow(dead_code)]
 pub(crate) fn boundary(f: impl FnOnce() -> Result<()>) -> ferrollm_status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => FERROLLM_OK,

@@ -14,6 +14,7 @@ pub mod output;
 pub mod report;
 pub mod types;
 pub mod value;
+pub mod vocab;
 
 pub use output::OutputFile;
 pub use types::GgmlType;
@@ -211,4 +212,43 @@ pub trait TensorWriter {
     fn write_tensor(&mut self, data: &[u8]) -> crate::Result<()>;
     /// Completes the file, flushes it to disk and renames it into place.
     fn finish(self: Box<Self>) -> crate::Result<PathBuf>;
+}
+
+/// Starts writing a model file in `container`: GGUF v3 (tensor data aligned as `general.alignment`
+/// says, default 32), GGJT v3 or unversioned GGML (llm-rs' layouts, which need the architecture
+/// and a byte vocabulary). Every job that writes a model file goes through here.
+pub fn create_writer(
+    path: &Path,
+    container: Container,
+    arch: Architecture,
+    metadata: &Metadata,
+    legacy_vocab: Option<&LegacyVocab>,
+    tensors: Vec<TensorSpec>,
+) -> Result<Box<dyn TensorWriter>> {
+    match container {
+        Container::Gguf => {
+            let alignment = metadata
+                .get_u64("general.alignment")
+                .unwrap_or(gguf::DEFAULT_ALIGNMENT);
+            Ok(Box::new(gguf::GgufWriter::create(
+                path, metadata, &tensors, alignment,
+            )?))
+        }
+        Container::Ggjt | Container::Ggml => {
+            let format = legacy::LegacyFormat {
+                container,
+                version: if container == Container::Ggjt { 3 } else { 0 },
+            };
+            let vocab = match legacy_vocab {
+                Some(v) => v.clone(),
+                None => vocab::legacy_vocab_from_metadata(metadata)?,
+            };
+            Ok(Box::new(legacy::LegacyWriter::create(
+                path, format, arch, metadata, &vocab, tensors,
+            )?))
+        }
+        Container::Ggmf => Err(Error::unsupported(
+            "ferrollm reads GGMF files but writes only GGUF, GGJT (v3) and GGML",
+        )),
+    }
 }

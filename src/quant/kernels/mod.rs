@@ -1,0 +1,98 @@
+//! Dot-product and activation-quantization kernels, chosen once per process.
+//!
+//! [`scalar`] is the reference. On x86-64, [`avx2`] is used when the CPU has AVX2, FMA and F16C
+//! (checked once with `is_x86_feature_detected!`; the crate is never built with
+//! `target-cpu=native`, so a shipped library runs on any x86-64). On aarch64, [`neon`] (NEON is
+//! part of the aarch64 baseline). Setting `FERROLLM_KERNELS=scalar` in the environment before the
+//! first call forces the scalar kernels (for debugging and benchmarks).
+//!
+//! The activation quantizers of every kernel set produce exactly the reference bytes; dot products
+//! differ from the scalar ones only by float summation order.
+
+use std::sync::OnceLock;
+
+use crate::quant::blocks::*;
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
+/// One set of kernels. Every function pointer here is safe to call on the running CPU: a SIMD set
+/// is only constructed after its features were detected.
+#[derive(Clone, Copy)]
+pub(crate) struct Kernels {
+    pub name: &'static str,
+    pub dot_f32: fn(&[u8], &[u8]) -> f32,
+    pub dot_f16: fn(&[u8], &[u8]) -> f32,
+    pub dot_bf16: fn(&[u8], &[u8]) -> f32,
+    pub dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8_0]) -> f32,
+    pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8_1]) -> f32,
+    pub dot_q5_0: fn(&[BlockQ5_0], &[BlockQ8_0]) -> f32,
+    pub dot_q5_1: fn(&[BlockQ5_1], &[BlockQ8_1]) -> f32,
+    pub dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8_0]) -> f32,
+    pub dot_q2_k: fn(&[BlockQ2K], &[BlockQ8K]) -> f32,
+    pub dot_q3_k: fn(&[BlockQ3K], &[BlockQ8K]) -> f32,
+    pub dot_q4_k: fn(&[BlockQ4K], &[BlockQ8K]) -> f32,
+    pub dot_q5_k: fn(&[BlockQ5K], &[BlockQ8K]) -> f32,
+    pub dot_q6_k: fn(&[BlockQ6K], &[BlockQ8K]) -> f32,
+    pub quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
+    pub quantize_q8_1: fn(&[f32], &mut [BlockQ8_1]),
+    pub quantize_q8_k: fn(&[f32], &mut [BlockQ8K]),
+}
+
+impl Kernels {
+    pub(crate) const SCALAR: Kernels = Kernels {
+        name: "scalar",
+        dot_f32: scalar::dot_f32,
+        dot_f16: scalar::dot_f16,
+        dot_bf16: scalar::dot_bf16,
+        dot_q4_0: scalar::dot_q4_0_q8_0,
+        dot_q4_1: scalar::dot_q4_1_q8_1,
+        dot_q5_0: scalar::dot_q5_0_q8_0,
+        dot_q5_1: scalar::dot_q5_1_q8_1,
+        dot_q8_0: scalar::dot_q8_0_q8_0,
+        dot_q2_k: scalar::dot_q2_k_q8_k,
+        dot_q3_k: scalar::dot_q3_k_q8_k,
+        dot_q4_k: scalar::dot_q4_k_q8_k,
+        dot_q5_k: scalar::dot_q5_k_q8_k,
+        dot_q6_k: scalar::dot_q6_k_q8_k,
+        quantize_q8_0: <BlockQ8_0 as BlockFormat>::from_float,
+        quantize_q8_1: <BlockQ8_1 as BlockFormat>::from_float,
+        quantize_q8_k: <BlockQ8K as BlockFormat>::from_float,
+    };
+
+    /// The best kernel set this CPU supports (ignoring `FERROLLM_KERNELS`).
+    pub(crate) fn detect() -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(k) = avx2::kernels() {
+                return k;
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            return neon::kernels();
+        }
+        #[allow(unreachable_code)]
+        Kernels::SCALAR
+    }
+}
+
+/// The kernels this process uses (chosen on first use).
+pub(crate) fn get() -> &'static Kernels {
+    static CHOSEN: OnceLock<Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        if std::env::var("FERROLLM_KERNELS").is_ok_and(|v| v == "scalar") {
+            Kernels::SCALAR
+        } else {
+            Kernels::detect()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

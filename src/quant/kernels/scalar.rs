@@ -1,0 +1,257 @@
+//! Scalar dot-product kernels: the reference the SIMD kernels are tested against.
+//!
+//! They follow ggml's portable kernels (`ggml/src/ggml-cpu/quants.c`, `ggml_vec_dot_*_generic`):
+//! integer sums per block, then one f32 multiply-add per block in ggml's order (for Q3_K…Q6_K, ggml's
+//! eight f32 lanes `sums[l] += d * aux32[l]`, summed at the end). Float rows (F32/F16/BF16 weights
+//! against f32 activations) accumulate each f32 product in f64, as ggml's `ggml_vec_dot_f32`/`_f16`
+//! scalar code does.
+
+use crate::quant::blocks::*;
+use crate::quant::k_quants::{get_scale_min_k4, q3k_scales, q6k_value};
+use crate::quant::simple::unpack_q5;
+
+#[inline]
+fn f32_at(bytes: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([
+        bytes[4 * i],
+        bytes[4 * i + 1],
+        bytes[4 * i + 2],
+        bytes[4 * i + 3],
+    ])
+}
+
+/// Σ w·a over f32 rows given as little-endian bytes.
+pub fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
+    let mut sum = 0.0f64;
+    for (x, y) in w.chunks_exact(4).zip(a.chunks_exact(4)) {
+        let x = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+        let y = f32::from_le_bytes([y[0], y[1], y[2], y[3]]);
+        sum += (x * y) as f64;
+    }
+    sum as f32
+}
+
+/// Σ w·a with f16 weights and f32 activations.
+pub fn dot_f16(w: &[u8], a: &[u8]) -> f32 {
+    let mut sum = 0.0f64;
+    for (i, x) in w.chunks_exact(2).enumerate() {
+        let x = Half([x[0], x[1]]).to_f32();
+        sum += (x * f32_at(a, i)) as f64;
+    }
+    sum as f32
+}
+
+/// Σ w·a with bf16 weights and f32 activations.
+pub fn dot_bf16(w: &[u8], a: &[u8]) -> f32 {
+    let mut sum = 0.0f64;
+    for (i, x) in w.chunks_exact(2).enumerate() {
+        let x = crate::quant::float16::bf16_to_f32(u16::from_le_bytes([x[0], x[1]]));
+        sum += (x * f32_at(a, i)) as f64;
+    }
+    sum as f32
+}
+
+pub fn dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            let v0 = (x.qs[j] & 0x0f) as i32 - 8;
+            let v1 = (x.qs[j] >> 4) as i32 - 8;
+            sumi += v0 * y.qs[j] as i32 + v1 * y.qs[j + QK / 2] as i32;
+        }
+        sumf += sumi as f32 * x.d.to_f32() * y.d.to_f32();
+    }
+    sumf
+}
+
+pub fn dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let mut sumi = 0i32;
+        for j in 0..QK / 2 {
+            let v0 = (x.qs[j] & 0x0f) as i32;
+            let v1 = (x.qs[j] >> 4) as i32;
+            sumi += v0 * y.qs[j] as i32 + v1 * y.qs[j + QK / 2] as i32;
+        }
+        sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32 + x.m.to_f32() * y.s.to_f32();
+    }
+    sumf
+}
+
+pub fn dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let q = unpack_q5(&x.qs, &x.qh);
+        let sumi: i32 = q
+            .iter()
+            .zip(&y.qs)
+            .map(|(&q, &a)| (q as i32 - 16) * a as i32)
+            .sum();
+        sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32;
+    }
+    sumf
+}
+
+pub fn dot_q5_1_q8_1(x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let q = unpack_q5(&x.qs, &x.qh);
+        let sumi: i32 = q
+            .iter()
+            .zip(&y.qs)
+            .map(|(&q, &a)| q as i32 * a as i32)
+            .sum();
+        sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32 + x.m.to_f32() * y.s.to_f32();
+    }
+    sumf
+}
+
+pub fn dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let sumi: i32 =
+            x.qs.iter()
+                .zip(&y.qs)
+                .map(|(&a, &b)| a as i32 * b as i32)
+                .sum();
+        sumf += sumi as f32 * (x.d.to_f32() * y.d.to_f32());
+    }
+    sumf
+}
+
+pub fn dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let summs: i32 = (0..16)
+            .map(|j| y.bsums[j].get() as i32 * (x.scales[j] >> 4) as i32)
+            .sum();
+        let dall = y.d.get() * x.d.to_f32();
+        let dmin = y.d.get() * x.dmin.to_f32();
+        let mut isum = 0i32;
+        for (i, &a) in y.qs.iter().enumerate() {
+            // value 128*h + 32*s + 16*k + l: bits 2*s of qs[32*h + 16*k + l], scale 8*h + 2*s + k
+            let (h, s, k, l) = (i / 128, (i / 32) % 4, (i / 16) % 2, i % 16);
+            let q = (x.qs[32 * h + 16 * k + l] >> (2 * s)) & 3;
+            isum += (x.scales[8 * h + 2 * s + k] & 0x0f) as i32 * q as i32 * a as i32;
+        }
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// ggml's eight-lane float accumulation of the Q3_K…Q6_K generic kernels: `aux32[l]` collects the
+/// products of every value whose index is `l` modulo 8, each times its sub-block scale.
+#[inline]
+fn lanes(sums: &mut [f32; 8], d: f32, aux32: &[i32; 8]) {
+    for l in 0..8 {
+        sums[l] += d * aux32[l] as f32;
+    }
+}
+
+pub fn dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    for (x, y) in x.iter().zip(y) {
+        let sc = q3k_scales(&x.scales);
+        let mut aux32 = [0i32; 8];
+        for (i, &a) in y.qs.iter().enumerate() {
+            let (h, s, m) = (i / 128, (i / 32) % 4, i % 32);
+            let q = ((x.qs[32 * h + m] >> (2 * s)) & 3) as i32;
+            let high = if x.hmask[m] & (1 << (4 * h + s)) != 0 {
+                0
+            } else {
+                4
+            };
+            aux32[i % 8] += (sc[i / 16] as i32 - 32) * ((q - high) * a as i32);
+        }
+        lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
+    }
+    sums.iter().fold(0.0f32, |acc, &s| acc + s)
+}
+
+/// Shared by Q4_K/Q5_K: `value(i)` is the unsigned level of value `i`.
+#[inline]
+fn dot_qk_asym(
+    scales: &[u8; 12],
+    d: f32,
+    dmin: f32,
+    y: &BlockQ8K,
+    value: impl Fn(usize) -> i32,
+    sums: &mut [f32; 8],
+    sumf: &mut f32,
+) {
+    let mut sc = [0i32; 8];
+    let mut mins = [0i32; 8];
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, scales);
+        sc[j] = s as i32;
+        mins[j] = m as i32;
+    }
+    let sumi: i32 = (0..16).map(|j| y.bsums[j].get() as i32 * mins[j / 2]).sum();
+    let mut aux32 = [0i32; 8];
+    for (i, &a) in y.qs.iter().enumerate() {
+        aux32[i % 8] += sc[i / 32] * (a as i32 * value(i));
+    }
+    lanes(sums, d * y.d.get(), &aux32);
+    *sumf -= dmin * y.d.get() * sumi as f32;
+}
+
+pub fn dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let value = |i: usize| {
+            let b = x.qs[32 * (i / 64) + i % 32];
+            (if (i / 32) % 2 == 0 { b & 0x0f } else { b >> 4 }) as i32
+        };
+        dot_qk_asym(
+            &x.scales,
+            x.d.to_f32(),
+            x.dmin.to_f32(),
+            y,
+            value,
+            &mut sums,
+            &mut sumf,
+        );
+    }
+    sums.iter().fold(sumf, |acc, &s| acc + s)
+}
+
+pub fn dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let mut sumf = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let value = |i: usize| {
+            let b = x.qs[32 * (i / 64) + i % 32];
+            let low = if (i / 32) % 2 == 0 { b & 0x0f } else { b >> 4 };
+            let high = if x.qh[i % 32] & (1 << (i / 32)) != 0 {
+                16
+            } else {
+                0
+            };
+            (low + high) as i32
+        };
+        dot_qk_asym(
+            &x.scales,
+            x.d.to_f32(),
+            x.dmin.to_f32(),
+            y,
+            value,
+            &mut sums,
+            &mut sumf,
+        );
+    }
+    sums.iter().fold(sumf, |acc, &s| acc + s)
+}
+
+pub fn dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    for (x, y) in x.iter().zip(y) {
+        let mut aux32 = [0i32; 8];
+        for (i, &a) in y.qs.iter().enumerate() {
+            aux32[i % 8] += x.scales[i / 16] as i32 * (a as i32 * q6k_value(x, i) as i32);
+        }
+        lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
+    }
+    sums.iter().fold(0.0f32, |acc, &s| acc + s)
+}
