@@ -22,7 +22,7 @@ use std::path::Path;
 
 enum Kind {
     Hf(Box<tokenizers::Tokenizer>),
-    Spm(spm::SpmVocab),
+    Spm(Box<spm::SpmVocab>),
 }
 
 /// A tokenizer for a model.
@@ -99,7 +99,7 @@ impl Tokenizer {
                     let bytes = strings.iter().enumerate().map(|(i, s)| token_bytes("llama", s, kinds.get(i).copied().unwrap_or(1))).collect();
                     let scores = md.get_array("tokenizer.ggml.scores").map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect()).unwrap_or_default();
                     let add_space = md.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(true);
-                    Tokenizer { kind: Kind::Spm(spm::SpmVocab::new(bytes, scores, kinds, add_space)?), bos: None, eos: None, add_bos: add_bos.unwrap_or(true) }
+                    Tokenizer { kind: Kind::Spm(Box::new(spm::SpmVocab::new(bytes, scores, kinds, add_space)?)), bos: None, eos: None, add_bos: add_bos.unwrap_or(true) }
                 }
                 other => {
                     return Err(Error::unsupported(format!(
@@ -120,7 +120,7 @@ impl Tokenizer {
             let kinds = vec![1; v.tokens.len()];
             let vocab = spm::SpmVocab::new(v.tokens.clone(), v.scores.clone(), kinds, spm_style)?;
             let t = Tokenizer {
-                kind: Kind::Spm(vocab),
+                kind: Kind::Spm(Box::new(vocab)),
                 bos: None,
                 eos: None,
                 add_bos: spm_style,

@@ -75,6 +75,10 @@ impl SpmVocab {
         self.tokens.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         self.tokens.get(id as usize).map(Vec::as_slice)
     }
@@ -105,7 +109,7 @@ impl SpmVocab {
                     let piece = &bytes[sym[p].0..sym[i].1];
                     if let Some(&id) = self.lookup.get(piece) {
                         let score = self.scores[id as usize];
-                        if best.is_none_or(|(b, _, _)| score > b) {
+                        if best.map_or(true, |(b, _, _)| score > b) {
                             best = Some((score, p, i));
                         }
                     }
