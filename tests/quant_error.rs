@@ -155,10 +155,14 @@ fn print_error_table() {
     let n = 256 * 1024;
     let mut rng = Rng::new(3);
     let x = rng.normals(n, 1.0);
-    let a = rng.normals(n, 1.0);
     let cos = ggml_data(0.0, 4096, 2.0);
-    println!("| type | bits/weight | RMSE, N(0,1) | max abs error, N(0,1) | ggml measure, cos data (bound) | vec_dot rel. error, N(0,1) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let (c1, c2) = (ggml_data(0.0, 4096, 2.0), ggml_data(1.0, 4096, 2.0));
+    // 64 row pairs of 4096 N(0,1) values for the dot-product error
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..64)
+        .map(|_| (rng.normals(4096, 1.0), rng.normals(4096, 1.0)))
+        .collect();
+    println!("| type | bits/weight | RMSE | max abs error | dot error | ggml quantization measure (bound) | ggml dot measure (bound) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for &ty in TYPES {
         let y = round_trip(ty, &x);
         let max = x
@@ -167,19 +171,29 @@ fn print_error_table() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         let ggml = ggml_error(&cos, &round_trip(ty, &cos));
-        let (dot, _, _) = quantized_dot(ty, &x, &a);
-        let exact = exact_dot(&x, &a);
-        // relative to the typical size of such a dot product, √n
-        let rel = (dot as f64 - exact).abs() / (n as f64).sqrt();
+        // RMS over rows of (vec_dot - exact dot) / √n: comparable with the RMSE column
+        let dot_err = (rows
+            .iter()
+            .map(|(w, a)| {
+                let (dot, _, _) = quantized_dot(ty, w, a);
+                ((dot as f64 - exact_dot(w, a)) / (w.len() as f64).sqrt()).powi(2)
+            })
+            .sum::<f64>()
+            / rows.len() as f64)
+            .sqrt();
+        let (cdot, _, _) = quantized_dot(ty, &c1, &c2);
+        let ggml_dot = (cdot as f64 - exact_dot(&c1, &c2)).abs() / c1.len() as f64;
         println!(
-            "| {} | {:.4} | {:.5} | {:.4} | {:.6} ({}) | {:.5} |",
+            "| {} | {:.4} | {:.5} | {:.4} | {:.5} | {:.6} ({}) | {:.6} ({}) |",
             ty.name().to_uppercase(),
             ty.bits_per_weight(),
             rmse(&x, &y),
             max,
+            dot_err,
             ggml,
             max_total_error(ty),
-            rel
+            ggml_dot,
+            max_dot_error(ty),
         );
     }
 }

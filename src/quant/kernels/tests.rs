@@ -355,3 +355,54 @@ fn dispatch_uses_detected_kernels() {
     #[cfg(target_arch = "aarch64")]
     assert_eq!(Kernels::detect().name, "neon");
 }
+
+/// The scalar reference itself against Σ dequantized weight × dequantized activation (in f64):
+/// activation scales are powers of two and Q8_1 quants stay within ±63, so Q8_1's f16 `s = d·Σq` is
+/// exact and the two sides agree up to float rounding.
+#[test]
+fn scalar_dots_equal_dequantized_dot() {
+    let mut rng = Rng(0x7777_1111_2222_9999);
+    for ty in QUANT_TYPES {
+        let act = crate::quant::vec_dot_type(ty).unwrap();
+        for blocks in BLOCK_COUNTS {
+            for _ in 0..20 {
+                let n = blocks * ty.block_size();
+                let w = random_weights(ty, blocks, 1.0, &mut rng);
+                let mut a = random_activations(act, n, 1.0, &mut rng);
+                let d = (2.0f32).powi(-((rng.next() % 12) as i32));
+                match act {
+                    GgmlType::Q8_0 => cast_mut::<BlockQ8_0>(&mut a)
+                        .iter_mut()
+                        .for_each(|y| y.d = Half::from_f32(d)),
+                    GgmlType::Q8_1 => cast_mut::<BlockQ8_1>(&mut a).iter_mut().for_each(|y| {
+                        y.qs.iter_mut().for_each(|q| *q /= 2);
+                        y.d = Half::from_f32(d);
+                        let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
+                        y.s = Half::from_f32(sum as f32 * d);
+                        assert_eq!(y.s.to_f32(), sum as f32 * d);
+                    }),
+                    _ => cast_mut::<BlockQ8K>(&mut a)
+                        .iter_mut()
+                        .for_each(|y| y.d = LeF32::new(d)),
+                }
+                let (wd, ad) = (dequant(ty, &w, n), dequant(act, &a, n));
+                let exact: f64 = wd.iter().zip(&ad).map(|(&x, &y)| x as f64 * y as f64).sum();
+                let mut s: f64 = wd.iter().zip(&ad).map(|(x, y)| (x * y).abs() as f64).sum();
+                if let Some(z) = zero_quants(ty, &w) {
+                    let off = dequant(ty, &z, n);
+                    s += off
+                        .iter()
+                        .zip(&ad)
+                        .map(|(x, y)| (x * y).abs() as f64)
+                        .sum::<f64>();
+                }
+                let got = call_dot(&Kernels::SCALAR, ty, &w, &a) as f64;
+                let tol = 3e-7 * (blocks as f64 + 8.0) * s;
+                assert!(
+                    (got - exact).abs() <= tol,
+                    "{ty}, {n} values: scalar {got}, exact {exact}"
+                );
+            }
+        }
+    }
+}
