@@ -2,7 +2,7 @@
 //!
 //! Byte products are widened exactly (`vmull_s8`, then pairwise adds), so unlike the AVX2 kernels
 //! these accept any byte in activations. Only baseline NEON is used (no `dotprod`, no `fp16`:
-//! f16 → f32 is done with integer operations and one exact multiplication). The activation
+//! f16 → f32 is done with integer operations, and an exact product for subnormals). The activation
 //! quantizers give exactly the scalar reference's bytes: `vcvtaq_s32_f32` is C's `roundf`,
 //! `vcvtnq_s32_f32` is `nearest_int` in its exact range; blocks with non-finite values, or whose
 //! inverse scale overflows, are handed to the scalar code.
@@ -138,26 +138,26 @@ unsafe fn dot_f32_imp(w: &[u8], a: &[u8]) -> f32 {
     vaddvq_f32(sum) + scalar::dot_f32(&w[4 * i..], &a[4 * i..])
 }
 
-/// Four f16 (bits) → f32, exactly: the f16 exponent and mantissa shifted into f32 position are
-/// the value times 2^-112 (subnormals included), so one multiplication rescales; inf/NaN get the
-/// f32 all-ones exponent instead (NaNs quieted, as in the scalar conversion).
+/// Four f16 (bits) → f32, exactly (as the scalar conversion): normal values by rebiasing the
+/// exponent in the integer domain, subnormals as `mantissa × 2^-24` (a product of normal numbers, so
+/// correct even with flush-to-zero enabled), inf/NaN with the f32 all-ones exponent (NaNs quieted).
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
     let w = vmovl_u16(h);
     let sign = vshlq_n_u32::<16>(vandq_u32(w, vdupq_n_u32(0x8000)));
     let em = vshlq_n_u32::<13>(vandq_u32(w, vdupq_n_u32(0x7fff)));
-    let scaled = vmulq_f32(
-        vreinterpretq_f32_u32(em),
-        vdupq_n_f32(f32::from_bits(0x7780_0000)),
-    );
+    let normal = vaddq_u32(em, vdupq_n_u32(0x3800_0000));
+    let man = vcvtq_f32_u32(vandq_u32(w, vdupq_n_u32(0x3ff)));
+    let sub = vreinterpretq_u32_f32(vmulq_n_f32(man, f32::from_bits(0x3380_0000)));
+    let is_sub = vcltq_u32(em, vdupq_n_u32(0x0080_0000));
     let special = vcgeq_u32(em, vdupq_n_u32(0x0f80_0000));
     let nan = vcgtq_u32(em, vdupq_n_u32(0x0f80_0000));
     let inf_nan = vorrq_u32(
         vorrq_u32(em, vdupq_n_u32(0x7f80_0000)),
         vandq_u32(nan, vdupq_n_u32(0x0040_0000)),
     );
-    let bits = vbslq_u32(special, inf_nan, vreinterpretq_u32_f32(scaled));
+    let bits = vbslq_u32(is_sub, sub, vbslq_u32(special, inf_nan, normal));
     vreinterpretq_f32_u32(vorrq_u32(bits, sign))
 }
 

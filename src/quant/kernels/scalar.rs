@@ -180,14 +180,14 @@ pub fn dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     for (x, y) in x.iter().zip(y) {
         let mut levels = [0i8; QK_K];
-        for (i, v) in levels.iter_mut().enumerate() {
-            let (h, s, m) = (i / 128, (i / 32) % 4, i % 32);
-            let q = ((x.qs[32 * h + m] >> (2 * s)) & 3) as i8;
-            *v = q - if x.hmask[m] & (1 << (4 * h + s)) != 0 {
-                0
-            } else {
-                4
-            };
+        // value 128*h + 32*s + m: bits 2*s of qs[32*h + m], high bit 4*h + s of hmask[m]
+        for (g, out) in levels.chunks_exact_mut(32).enumerate() {
+            let (h, s) = (g / 4, g % 4);
+            let (q3, bit) = (&x.qs[32 * h..32 * h + 32], 1u8 << g);
+            for m in 0..32 {
+                let q = ((q3[m] >> (2 * s)) & 3) as i8;
+                out[m] = q - if x.hmask[m] & bit != 0 { 0 } else { 4 };
+            }
         }
         let sc = q3k_scales(&x.scales);
         let aux32 = lane_sums(&levels, &y.qs, |g| sc[g] as i32 - 32);
