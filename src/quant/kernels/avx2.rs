@@ -249,70 +249,99 @@ unsafe fn dot_bf16_imp(w: &[u8], a: &[u8]) -> f32 {
 
 // ---------------------------------------------------------------- 32-value blocks
 
+/// `f16(a) · f16(b)`, both converted at once with F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn half_product(a: Half, b: Half) -> f32 {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(
+        (a.bits() as u32 | (b.bits() as u32) << 16) as i32,
+    ));
+    _mm_cvtss_f32(_mm_mul_ss(v, _mm_movehdup_ps(v)))
+}
+
+/// Runs `$body` (giving a block's scale, its eight i32-sum lanes as f32, and a scalar term) over
+/// the block pairs of `$x`, `$y`, with two independent FMA chains; returns the total.
+macro_rules! sum_blocks {
+    ($x:expr, $y:expr, |$xb:ident, $yb:ident| $body:expr) => {{
+        let (xs, ys) = ($x, $y);
+        let n = xs.len().min(ys.len());
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut extra = 0.0f32;
+        let mut i = 0;
+        while i + 2 <= n {
+            let ($xb, $yb) = (&xs[i], &ys[i]);
+            let (d, q, e): (f32, __m256, f32) = $body;
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d), q, acc0);
+            extra += e;
+            let ($xb, $yb) = (&xs[i + 1], &ys[i + 1]);
+            let (d, q, e): (f32, __m256, f32) = $body;
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d), q, acc1);
+            extra += e;
+            i += 2;
+        }
+        if i < n {
+            let ($xb, $yb) = (&xs[i], &ys[i]);
+            let (d, q, e): (f32, __m256, f32) = $body;
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d), q, acc0);
+            extra += e;
+        }
+        hsum_ps(_mm256_add_ps(acc0, acc1)) + extra
+    }};
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q4_0_imp(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(x.d.to_f32() * y.d.to_f32());
-        let qx = _mm256_sub_epi8(nibbles(&x.qs), _mm256_set1_epi8(8));
+    let eight = _mm256_set1_epi8(8);
+    sum_blocks!(x, y, |x, y| {
+        let qx = _mm256_sub_epi8(nibbles(&x.qs), eight);
         let qy = load32(y.qs.as_ptr() as *const u8);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_ps(acc)
+        (half_product(x.d, y.d), mul_sum_i8(qx, qy), 0.0)
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q4_1_imp(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0.0f32;
-    for (x, y) in x.iter().zip(y) {
-        summs += x.m.to_f32() * y.s.to_f32();
-        let d = _mm256_set1_ps(x.d.to_f32() * y.d.to_f32());
+    sum_blocks!(x, y, |x, y| {
         let qy = load32(y.qs.as_ptr() as *const u8);
-        acc = _mm256_fmadd_ps(d, mul_sum_u8_i8(nibbles(&x.qs), qy), acc);
-    }
-    hsum_ps(acc) + summs
+        let q = mul_sum_u8_i8(nibbles(&x.qs), qy);
+        (half_product(x.d, y.d), q, half_product(x.m, y.s))
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q5_0_imp(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(x.d.to_f32() * y.d.to_f32());
+    let f0 = _mm256_set1_epi8(0xf0u8 as i8);
+    sum_blocks!(x, y, |x, y| {
         // q - 16 = nibble when bit 4 is set, else nibble | 0xf0 (two's complement of nibble - 16)
-        let high = _mm256_andnot_si256(bits_to_bytes(&x.qh), _mm256_set1_epi8(0xf0u8 as i8));
+        let high = _mm256_andnot_si256(bits_to_bytes(&x.qh), f0);
         let qx = _mm256_or_si256(nibbles(&x.qs), high);
         let qy = load32(y.qs.as_ptr() as *const u8);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_ps(acc)
+        (half_product(x.d, y.d), mul_sum_i8(qx, qy), 0.0)
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q5_1_imp(x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut summs = 0.0f32;
-    for (x, y) in x.iter().zip(y) {
-        summs += x.m.to_f32() * y.s.to_f32();
-        let d = _mm256_set1_ps(x.d.to_f32() * y.d.to_f32());
-        let high = _mm256_and_si256(bits_to_bytes(&x.qh), _mm256_set1_epi8(0x10));
+    let b4 = _mm256_set1_epi8(0x10);
+    sum_blocks!(x, y, |x, y| {
+        let high = _mm256_and_si256(bits_to_bytes(&x.qh), b4);
         let qx = _mm256_or_si256(nibbles(&x.qs), high);
         let qy = load32(y.qs.as_ptr() as *const u8);
-        acc = _mm256_fmadd_ps(d, mul_sum_u8_i8(qx, qy), acc);
-    }
-    hsum_ps(acc) + summs
+        (
+            half_product(x.d, y.d),
+            mul_sum_u8_i8(qx, qy),
+            half_product(x.m, y.s),
+        )
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q8_0_imp(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(x.d.to_f32() * y.d.to_f32());
+    sum_blocks!(x, y, |x, y| {
         let qx = load32(x.qs.as_ptr() as *const u8);
         let qy = load32(y.qs.as_ptr() as *const u8);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
-    }
-    hsum_ps(acc)
+        (half_product(x.d, y.d), mul_sum_i8(qx, qy), 0.0)
+    })
 }
 
 // ---------------------------------------------------------------- k-quants
