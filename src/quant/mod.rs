@@ -114,6 +114,12 @@ fn dequantize_blocks<B: BlockFormat>(src: &[u8], dst: &mut [f32]) {
 
 /// Quantizes `src` (length a multiple of `ty.block_size()`) into `dst` (length
 /// `ty.row_size(src.len())`), exactly as ggml's `quantize_row_*_ref` (see the module documentation).
+///
+/// Every byte of `dst` is written (where ggml leaves the `bsums` of an all-zero Q8_K block
+/// unwritten, we write zeros). Blocks so small that ggml's inverse scale overflows, and inputs with
+/// NaN or inf, give the bytes an x86-64 build of ggml gives (on other platforms too, except that a
+/// NaN scale created by arithmetic on inf, e.g. `0 × inf`, takes the platform's default-NaN sign).
+/// docs/QUANTIZATION.md lists the facts relied on and the comparisons with gguf-py and libggml.
 pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     if !can_quantize(ty) {
         return Err(unsupported("quantize", ty));
