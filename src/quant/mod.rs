@@ -203,6 +203,11 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
 
 /// Dot product of one weight row (type `ty`, `n` values) with one activation row already in
 /// [`vec_dot_type`]`(ty)` (or little-endian f32 bytes for F32/F16/BF16 weights).
+///
+/// The activation row is meant to come from [`quantize`]: as in ggml, the kernels rely on its
+/// invariants (quants in −127..=127, Q8_1's `s` and Q8_K's `bsums` matching the quants); other
+/// bytes give a wrong number, never undefined behaviour. Results of different kernel sets differ
+/// only by float summation order.
 pub fn vec_dot(ty: GgmlType, n: usize, weights: &[u8], activations: &[u8]) -> Result<f32> {
     dot_with(kernels::get(), ty, n, weights, activations)
 }
