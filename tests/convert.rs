@@ -605,3 +605,59 @@ fn progress_reports_every_tensor() {
     assert_eq!(named, in_file);
     assert_eq!(seen.last().unwrap().2, n);
 }
+
+#[test]
+fn rope_scaling_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with_scaling = |name: &str, scaling: serde_json::Value| {
+        let d = tmp.path().join(name);
+        copy_dir(&fixture("llama-tied"), &d);
+        let mut cfg = read_json(&d.join("config.json"));
+        cfg["rope_scaling"] = scaling;
+        std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+        let out = convert(&d, &tmp.path().join("out"), Container::Gguf, GgmlType::F16);
+        ModelFile::open(&out, None).unwrap()
+    };
+    let f = with_scaling(
+        "linear",
+        serde_json::json!({"type": "linear", "factor": 2.0}),
+    );
+    assert_eq!(
+        f.metadata.get_str("llama.rope.scaling.type"),
+        Some("linear")
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.factor"),
+        Some(&Value::F32(2.0))
+    );
+    let f = with_scaling(
+        "yarn",
+        serde_json::json!({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 32.0}),
+    );
+    assert_eq!(f.metadata.get_str("llama.rope.scaling.type"), Some("yarn"));
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.factor"),
+        Some(&Value::F32(4.0))
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.original_context_length"),
+        Some(&Value::U32(64))
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.yarn_beta_fast"),
+        Some(&Value::F32(32.0))
+    );
+    let f = with_scaling(
+        "llama3",
+        serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+    );
+    assert!(f.metadata.get("llama.rope.scaling.type").is_none());
+    let t = f.tensor("rope_freqs.weight").expect("llama3 rope factors");
+    assert_eq!((t.ty, t.shape.clone()), (GgmlType::F32, vec![4])); // head size 8 / 2
+    let factors = f32s(f.tensor_data(t));
+    assert!(
+        factors.iter().all(|&x| (1.0..=8.0).contains(&x)),
+        "{factors:?}"
+    );
+    assert_eq!(factors[0], 1.0); // the highest frequency is not scaled
+}
