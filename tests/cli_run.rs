@@ -173,3 +173,41 @@ fn errors_are_one_line() {
         );
     }
 }
+
+#[test]
+fn quickstart_runs_the_whole_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::fixture("hf/gpt2");
+    let out = tmp.path().join("qs");
+    let (ok, stdout, err) = ferrollm(&[
+        "quickstart",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-n",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    for step in [
+        "1. convert",
+        "2. quantize",
+        "3. load",
+        "4. generate",
+        "stop: ",
+    ] {
+        assert!(stdout.contains(step), "{step} missing from:\n{stdout}");
+    }
+    assert!(out.join("gpt2-f16.gguf").is_file() && out.join("gpt2-q4_0.gguf").is_file());
+    // Running again starts afresh rather than reusing stale outputs.
+    let (ok, _, err) = ferrollm(&[
+        "quickstart",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-n",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+}
