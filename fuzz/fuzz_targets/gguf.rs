@@ -1,5 +1,5 @@
 //! Feeds arbitrary bytes to the model-file reader (GGUF seeds; other magics reach the legacy
-//! readers). Whatever parses must give tensor views inside the file.
+//! readers). Whatever parses must give tensor views inside the file and printable reports.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,4 +18,7 @@ fuzz_target!(|data: &[u8]| {
         sum = bytes.iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
     }
     std::hint::black_box(sum);
+    // Untrusted metadata also flows through the reports `ferrollm info` prints.
+    std::hint::black_box(file.report_json().to_string());
+    std::hint::black_box(file.report_text());
 });

@@ -1,5 +1,7 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/convert.rs"]
+mod convert;
 #[path = "ferrollm/jobs.rs"]
 mod jobs;
 #[path = "ferrollm/quantize.rs"]
@@ -8,6 +10,8 @@ mod quantize;
 mod run;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -28,7 +32,17 @@ struct Cli {
 enum Command {
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
+    /// Show a model file's container, architecture, metadata, vocabulary size and tensors.
+    Info {
+        /// The model file (GGUF, GGJT, GGMF or GGML).
+        file: PathBuf,
+        /// Print one JSON object (keys: container, version, architecture, metadata, vocab_size,
+        /// tensors) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     Quantize(quantize::QuantizeArgs),
+    Convert(convert::ConvertArgs),
     #[command(flatten)]
     Run(run::RunCommand),
 }
@@ -50,7 +64,17 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Info { file, json } => {
+            ferrollm::format::ModelFile::open(&file, None).map(|model| {
+                if json {
+                    emit(&format!("{}\n", model.report_json()));
+                } else {
+                    emit(&model.report_text());
+                }
+            })
+        }
         Command::Quantize(a) => quantize::run(a),
+        Command::Convert(a) => convert::run(a),
         Command::Run(cmd) => run::run(cmd),
     };
     match result {
@@ -60,4 +84,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to standard output; a reader that went away (`ferrollm info f | head`) is not
+/// an error.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

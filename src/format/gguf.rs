@@ -39,8 +39,10 @@
 //!   writer does the same; our reader accepts any order and gaps, but refuses misaligned offsets,
 //!   data past the end of the file and tensors whose bytes overlap.
 //!
-//! One deliberate difference: ggml accepts a dimension of 0 (an empty tensor); we refuse it, since no
-//! model stores an empty tensor and every use of such a tensor would be a special case.
+//! Deliberate differences from gguf.cpp: it accepts a dimension of 0 (an empty tensor); we refuse
+//! it, since no model stores an empty tensor and every use of one would be a special case. It
+//! refuses tensor names of 64 bytes or more; we read them (nothing in the layout depends on the
+//! limit) but never write them, so that llama.cpp can load what we write.
 //!
 //! # Hardening
 //!

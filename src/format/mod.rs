@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod legacy;
 pub mod meta;
 pub mod output;
+pub mod report;
 pub mod types;
 pub mod value;
 pub mod vocab;

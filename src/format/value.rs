@@ -200,8 +200,10 @@ impl fmt::Display for Value {
                 Ok(())
             }
             Value::Bool(b) => write!(f, "{b}"),
-            Value::F32(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            // `{:?}` is the shortest form that reads back exactly, with an exponent for very large
+            // or small values (`{}` would print 1e300 as 301 digits).
+            Value::F32(v) => write!(f, "{v:?}"),
+            Value::F64(v) => write!(f, "{v:?}"),
             other => match other.as_i64() {
                 Some(v) => write!(f, "{v}"),
                 None => write!(f, "{}", other.as_u64().unwrap_or_default()),
