@@ -11,6 +11,7 @@
 
 using System;
 using System.IO;
+using System.Text;
 using Ferrollm;
 
 internal static class Flow
@@ -20,6 +21,8 @@ internal static class Flow
         string source = args.Length > 0 ? args[0] : "gpt2-f16.gguf";
         string outDir = args.Length > 1 ? args[1] : "ferrollm-flow";
         string prompt = args.Length > 2 ? args[2] : "Hello";
+        // Model text is UTF-8 whatever the locale says (Mono would print '?' under LANG=C).
+        Console.OutputEncoding = new UTF8Encoding(false);
         try
         {
             Console.WriteLine("ferrollm " + Library.Version + " (ABI " + Library.AbiVersion + ")");
