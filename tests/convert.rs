@@ -49,46 +49,110 @@ fn assert_values(name: &str, ty: GgmlType, data: &[u8], expected: &[f32]) {
     }
 }
 
+/// Checks every tensor of the GGUF file `out` against the checkpoint in `dir` (expected names,
+/// order, types, shapes and values).
+fn check_tensors(dir: &Path, out: &Path, dtype: GgmlType) {
+    let cfg = read_json(&dir.join("config.json"));
+    let ck = read_checkpoint(dir);
+    let expected = expected_gguf(&cfg, &ck);
+    let file = ModelFile::open(out, None).unwrap();
+    assert_eq!(file.container, Container::Gguf);
+    let mut names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
+    // Order: global tensors, then blocks in increasing order.
+    let blocks: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            n.strip_prefix("blk.")
+                .map(|r| r.split('.').next().unwrap().parse::<usize>().unwrap() + 1)
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        blocks.windows(2).all(|w| w[0] <= w[1]),
+        "{}: order {names:?}",
+        dir.display()
+    );
+    names.sort();
+    let want: Vec<&str> = expected.keys().map(String::as_str).collect();
+    assert_eq!(names, want, "{}", dir.display());
+    for t in &file.tensors {
+        let (hf, tr) = &expected[&t.name];
+        let (shape, values) = apply(*tr, &ck[hf]);
+        let is_matrix = shape.len() == 2 && t.name != "position_embd.weight";
+        let want_ty = if is_matrix { dtype } else { GgmlType::F32 };
+        assert_eq!(t.ty, want_ty, "{}: {}", dir.display(), t.name);
+        assert_eq!(t.shape, ggml_shape(&shape), "{}: {}", dir.display(), t.name);
+        assert_values(&t.name, t.ty, file.tensor_data(t), &values);
+    }
+}
+
 #[test]
 fn gguf_tensors_are_the_checkpoint_with_llama_cpp_transforms() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in fixtures() {
-        let cfg = read_json(&dir.join("config.json"));
-        let ck = read_checkpoint(&dir);
-        let expected = expected_gguf(&cfg, &ck);
         for dtype in [GgmlType::F32, GgmlType::F16] {
             let out = convert(&dir, tmp.path(), Container::Gguf, dtype);
-            let file = ModelFile::open(&out, None).unwrap();
-            assert_eq!(file.container, Container::Gguf);
-            let mut names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
-            // Order: global tensors, then blocks in increasing order.
-            let blocks: Vec<usize> = names
-                .iter()
-                .map(|n| {
-                    n.strip_prefix("blk.")
-                        .map(|r| r.split('.').next().unwrap().parse::<usize>().unwrap() + 1)
-                        .unwrap_or(0)
-                })
-                .collect();
-            assert!(
-                blocks.windows(2).all(|w| w[0] <= w[1]),
-                "{}: order {names:?}",
-                dir.display()
-            );
-            names.sort();
-            let want: Vec<&str> = expected.keys().map(String::as_str).collect();
-            assert_eq!(names, want, "{}", dir.display());
-            for t in &file.tensors {
-                let (hf, tr) = &expected[&t.name];
-                let (shape, values) = apply(*tr, &ck[hf]);
-                let is_matrix = shape.len() == 2 && t.name != "position_embd.weight";
-                let want_ty = if is_matrix { dtype } else { GgmlType::F32 };
-                assert_eq!(t.ty, want_ty, "{}: {}", dir.display(), t.name);
-                assert_eq!(t.shape, ggml_shape(&shape), "{}: {}", dir.display(), t.name);
-                assert_values(&t.name, t.ty, file.tensor_data(t), &values);
-            }
+            check_tensors(&dir, &out, dtype);
         }
     }
+}
+
+#[test]
+fn f16_checkpoints_old_names_and_buffers() {
+    let tmp = tempfile::tempdir().unwrap();
+    // F16 weights, names without `transformer.` (old GPT-2 checkpoints) and the causal-mask buffers
+    // old checkpoints carry.
+    let dir = tmp.path().join("gpt2");
+    copy_dir(&fixture("gpt2"), &dir);
+    let st = dir.join("model.safetensors");
+    let mut tensors = read_safetensors(&st);
+    tensors = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let values = t.values();
+            let f16 = St {
+                dtype: "F16".into(),
+                shape: t.shape,
+                bytes: values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+            (name.strip_prefix("transformer.").unwrap().to_string(), f16)
+        })
+        .collect();
+    // A tied head saved anyway: the same tensor as the embeddings, not written again.
+    let wte = tensors["wte.weight"].clone();
+    tensors.insert("lm_head.weight".into(), wte);
+    for i in 0..2 {
+        tensors.insert(
+            format!("h.{i}.attn.bias"),
+            St::f32(&[1, 1, 2, 2], &[1.0, 0.0, 1.0, 1.0]),
+        );
+        tensors.insert(format!("h.{i}.attn.masked_bias"), St::f32(&[], &[-1e4]));
+    }
+    write_safetensors(&st, &tensors);
+    for dtype in [GgmlType::F32, GgmlType::F16] {
+        let out = convert(&dir, &tmp.path().join("out"), Container::Gguf, dtype);
+        check_tensors(&dir, &out, dtype);
+    }
+    // LLaMA's rotary caches are skipped too.
+    let dir = tmp.path().join("llama-tied");
+    copy_dir(&fixture("llama-tied"), &dir);
+    let st = dir.join("model.safetensors");
+    let mut tensors = read_safetensors(&st);
+    tensors.insert(
+        "model.layers.0.self_attn.rotary_emb.inv_freq".into(),
+        St::f32(&[4], &[1.0, 0.1, 0.01, 0.001]),
+    );
+    write_safetensors(&st, &tensors);
+    let out = convert(
+        &dir,
+        &tmp.path().join("out"),
+        Container::Gguf,
+        GgmlType::F16,
+    );
+    check_tensors(&dir, &out, GgmlType::F16);
 }
 
 fn meta_u64(file: &ModelFile, key: &str) -> u64 {
@@ -540,4 +604,60 @@ fn progress_reports_every_tensor() {
     let in_file: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(named, in_file);
     assert_eq!(seen.last().unwrap().2, n);
+}
+
+#[test]
+fn rope_scaling_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with_scaling = |name: &str, scaling: serde_json::Value| {
+        let d = tmp.path().join(name);
+        copy_dir(&fixture("llama-tied"), &d);
+        let mut cfg = read_json(&d.join("config.json"));
+        cfg["rope_scaling"] = scaling;
+        std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+        let out = convert(&d, &tmp.path().join("out"), Container::Gguf, GgmlType::F16);
+        ModelFile::open(&out, None).unwrap()
+    };
+    let f = with_scaling(
+        "linear",
+        serde_json::json!({"type": "linear", "factor": 2.0}),
+    );
+    assert_eq!(
+        f.metadata.get_str("llama.rope.scaling.type"),
+        Some("linear")
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.factor"),
+        Some(&Value::F32(2.0))
+    );
+    let f = with_scaling(
+        "yarn",
+        serde_json::json!({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 32.0}),
+    );
+    assert_eq!(f.metadata.get_str("llama.rope.scaling.type"), Some("yarn"));
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.factor"),
+        Some(&Value::F32(4.0))
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.original_context_length"),
+        Some(&Value::U32(64))
+    );
+    assert_eq!(
+        f.metadata.get("llama.rope.scaling.yarn_beta_fast"),
+        Some(&Value::F32(32.0))
+    );
+    let f = with_scaling(
+        "llama3",
+        serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+    );
+    assert!(f.metadata.get("llama.rope.scaling.type").is_none());
+    let t = f.tensor("rope_freqs.weight").expect("llama3 rope factors");
+    assert_eq!((t.ty, t.shape.clone()), (GgmlType::F32, vec![4])); // head size 8 / 2
+    let factors = f32s(f.tensor_data(t));
+    assert!(
+        factors.iter().all(|&x| (1.0..=8.0).contains(&x)),
+        "{factors:?}"
+    );
+    assert_eq!(factors[0], 1.0); // the highest frequency is not scaled
 }

@@ -59,7 +59,7 @@ impl SourceType {
 /// One tensor of a checkpoint: where it is and what it holds.
 #[derive(Clone, Debug)]
 pub struct SourceTensor {
-    /// Index of its shard in [`Checkpoint::shards`].
+    /// Index of its shard (in the order [`Checkpoint::files`] lists them).
     pub shard: usize,
     /// The dtype as safetensors names it ("F32", "I64", …).
     pub dtype: Dtype,
@@ -272,15 +272,16 @@ impl Checkpoint {
         &map[t.start..t.end]
     }
 
-    /// Tells the OS that the pages of `t` will not be needed again soon, so they leave this
-    /// process's resident set (they are read again from the file if touched).
-    pub fn release(&self, t: &SourceTensor) {
+    /// Tells the OS that the bytes `range` of tensor `t` (relative to its first byte) will not be
+    /// needed again soon, so that the whole pages among them leave this process's resident set
+    /// (they are read again from the file if touched).
+    pub fn release(&self, t: &SourceTensor, range: std::ops::Range<usize>) {
         #[cfg(unix)]
         {
             let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
             let page = 4096;
-            let start = t.start.next_multiple_of(page);
-            let end = t.end - t.end % page;
+            let start = (t.start + range.start).next_multiple_of(page);
+            let end = (t.start + range.end.min(t.end - t.start)) / page * page;
             if end > start {
                 // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops
                 // resident pages; later reads fault them in again from the unchanged file, so
@@ -295,6 +296,6 @@ impl Checkpoint {
             }
         }
         #[cfg(not(unix))]
-        let _ = t;
+        let _ = (t, range);
     }
 }

@@ -340,3 +340,20 @@ pub(super) fn legacy(plan: &ArchPlan, cfg: &HfConfig) -> Result<ArchPlan> {
     r.head("output.weight");
     Ok(r.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_factors_match_llama_cpp() {
+        // llama.cpp's `generate_extra_tensors` run in torch (base 500000, head size 16, factor 8,
+        // low 1, high 4, original context 8192): every branch of the formula.
+        let want = [1.0, 1.0, 1.0, 1.0, 2.6945300102233887, 8.0, 8.0, 8.0];
+        let got = llama3_rope_factors(500000.0, 16, 8.0, 1.0, 4.0, 8192.0);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w as f32).abs() <= 1e-6 * w as f32, "{got:?}");
+        }
+    }
+}

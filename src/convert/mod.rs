@@ -25,13 +25,18 @@
 //! 3. streams the tensors, one at a time, into a [`TensorWriter`] writing a temporary file beside
 //!    the target, renamed into place when complete. The progress callback is called before each
 //!    tensor and once at the end; returning false cancels ([`ErrorKind::Cancelled`]) and leaves no
-//!    file. Source pages are released after each tensor, so memory stays near the largest output
-//!    tensor whatever the checkpoint size.
+//!    file (nor the directories created for it). Source pages are released as they are read, so
+//!    memory stays near the largest output tensor whatever the checkpoint size;
+//! 4. writes llm-rs' `.meta` sidecar beside the file (`format::meta`; `base_model` is the model
+//!    folder as given, as llm-rs records the path it converted).
 //!
-//! The output is deterministic: the same checkpoint and parameters give the same bytes. Tensors
+//! The output is deterministic: the same checkpoint and parameters give the same bytes. GGUF tensors
 //! are written in the order llama.cpp's loader creates them: the global tensors (`token_embd`,
 //! `token_embd_norm`, `position_embd`, `output_norm`, `output`, `rope_freqs`), then block 0, 1, …
-//! each in the architecture's order (norm, attention, norm, feed-forward).
+//! each in the architecture's order (norm, attention, norm, feed-forward). GGJT (v3) and GGML files
+//! take llm-rs 0.2.15's tensor names, order (its models' `state_dict` order), transforms and
+//! hyperparameter layouts (`format::legacy`), including the tied head llm-rs writes again; what
+//! those layouts cannot express is refused with the reason, suggesting GGUF.
 //!
 //! Types: F32, F16 and BF16 checkpoint tensors are read; the file's weights are F16 (default) or
 //! F32, while 1-D tensors, norms, biases and position embeddings stay F32 (llama.cpp's rule).
@@ -473,8 +478,15 @@ impl Converter {
                 } => {
                     let (_, t) = self.find(&plan, name).expect("checked by plan()");
                     let st = t.source_type().expect("checked by plan()");
-                    tensor::produce(self.checkpoint.data(t), st, shape, *transform, ty, &mut buf);
-                    self.checkpoint.release(t);
+                    tensor::produce(
+                        self.checkpoint.data(t),
+                        st,
+                        shape,
+                        *transform,
+                        ty,
+                        &mut buf,
+                        &mut |range| self.checkpoint.release(t, range),
+                    );
                 }
                 Source::Generated { values, .. } => tensor::produce_generated(values, ty, &mut buf),
             }

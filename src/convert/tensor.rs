@@ -172,9 +172,13 @@ fn encode(ty: GgmlType, v: &[f32], out: &mut [u8]) {
     }
 }
 
+/// Source bytes processed between calls of the `release` callback of [`produce`].
+const RELEASE_CHUNK: usize = 4 << 20;
+
 /// Produces the bytes of an output tensor of type `ty` (F32 or F16) from `src` (the checkpoint
 /// tensor's bytes, of type `st` and row-major `shape`), applying `transform`. `out` is cleared and
-/// filled.
+/// filled. `release` is called with byte ranges of `src` that will not be read again (sequential
+/// transforms report them as they go, so a caller can drop them from memory).
 pub fn produce(
     src: &[u8],
     st: SourceType,
@@ -182,9 +186,11 @@ pub fn produce(
     transform: Transform,
     ty: GgmlType,
     out: &mut Vec<u8>,
+    release: &mut dyn FnMut(std::ops::Range<usize>),
 ) {
     let n: usize = shape.iter().product();
     let tsize = ty.type_size();
+    let ssize = st.size();
     out.clear();
     out.resize(n * tsize, 0);
     if n == 0 {
@@ -194,28 +200,46 @@ pub fn produce(
         Some((&r, rest)) if !rest.is_empty() => (r, rest.iter().product::<usize>()),
         _ => (n, 1), // a vector: every value is a row
     };
-    let ssize = st.size();
-    let mut row = vec![0f32; cols];
     match transform {
+        Transform::Copy => {
+            let per_chunk = (RELEASE_CHUNK / ssize).max(1);
+            let mut buf = vec![0f32; per_chunk.min(n)];
+            let mut done = 0;
+            while done < n {
+                let k = per_chunk.min(n - done);
+                st.to_f32(&src[done * ssize..(done + k) * ssize], &mut buf[..k]);
+                encode(ty, &buf[..k], &mut out[done * tsize..(done + k) * tsize]);
+                release(done * ssize..(done + k) * ssize);
+                done += k;
+            }
+        }
         Transform::Transpose => {
             // source [rows, cols] -> output [cols, rows]: source row i is output column i.
+            let mut row = vec![0f32; cols];
             let mut enc = [0u8; 4];
+            let mut released = 0;
             for i in 0..rows {
-                st.to_f32(&src[i * cols * ssize..(i + 1) * cols * ssize], &mut row);
+                let end = (i + 1) * cols * ssize;
+                st.to_f32(&src[i * cols * ssize..end], &mut row);
                 for (j, v) in row.iter().enumerate() {
                     let at = (j * rows + i) * tsize;
                     encode(ty, std::slice::from_ref(v), &mut enc[..tsize]);
                     out[at..at + tsize].copy_from_slice(&enc[..tsize]);
                 }
+                if end - released >= RELEASE_CHUNK || i + 1 == rows {
+                    release(released..end);
+                    released = end;
+                }
             }
         }
-        _ => {
-            // Chunks of rows when a row is tiny (vectors), to keep the loop cheap.
+        Transform::QkvHeadsToBlocks { .. } | Transform::RopePermute { .. } => {
+            let mut row = vec![0f32; cols];
             for r in 0..rows {
                 let s = transform.source_row(r, rows);
                 st.to_f32(&src[s * cols * ssize..(s + 1) * cols * ssize], &mut row);
                 encode(ty, &row, &mut out[r * cols * tsize..(r + 1) * cols * tsize]);
             }
+            release(0..src.len());
         }
     }
 }
@@ -248,6 +272,7 @@ mod tests {
             t,
             GgmlType::F32,
             &mut out,
+            &mut |_| {},
         );
         from_bytes(&out)
     }
@@ -296,11 +321,40 @@ mod tests {
             Transform::Copy,
             GgmlType::F16,
             &mut out,
+            &mut |_| {},
         );
         let got: Vec<f32> = out
             .chunks_exact(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect();
         assert_eq!(got, [1.5, -2.0]);
+    }
+
+    #[test]
+    fn sequential_transforms_release_what_they_have_read() {
+        let n = (RELEASE_CHUNK / 4 * 2 + 10).next_multiple_of(10);
+        let v: Vec<f32> = (0..n).map(|x| x as f32).collect();
+        let src = f32_bytes(&v);
+        for (shape, t) in [
+            (vec![n], Transform::Copy),
+            (vec![n / 10, 10], Transform::Transpose),
+        ] {
+            let mut ranges = Vec::new();
+            let mut out = Vec::new();
+            produce(
+                &src,
+                SourceType::F32,
+                &shape,
+                t,
+                GgmlType::F32,
+                &mut out,
+                &mut |r| ranges.push(r),
+            );
+            assert!(ranges.len() >= 2, "{t:?}: {ranges:?}");
+            // Contiguous, in order, covering the tensor.
+            assert_eq!(ranges[0].start, 0);
+            assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+            assert_eq!(ranges.last().unwrap().end, src.len());
+        }
     }
 }

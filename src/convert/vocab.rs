@@ -717,4 +717,20 @@ mod tests {
         .unwrap_err();
         assert!(e.message().contains("\"b\" has id 5"), "{e}");
     }
+
+    #[test]
+    fn pre_tokenizer_names() {
+        let bl = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": use_regex});
+        assert_eq!(pre_tokenizer_name(Some(&bl(true))), "gpt-2");
+        assert_eq!(pre_tokenizer_name(None), "default");
+        let split = |re: &str| {
+            json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false}, bl(false)]})
+        };
+        let bloom = " ?[^(\\s|[.,!?\u{2026}\u{3002}\u{ff0c}\u{3001}\u{0964}\u{06d4}\u{060c}])]+";
+        assert_eq!(pre_tokenizer_name(Some(&split(bloom))), "bloom");
+        let llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+        assert_eq!(pre_tokenizer_name(Some(&split(llama3))), "llama-bpe");
+        assert_eq!(pre_tokenizer_name(Some(&split("\\w+"))), "default");
+    }
 }
