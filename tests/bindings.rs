@@ -2,27 +2,33 @@
 //! each example of the whole flow are compiled and run as subprocesses against the shared library
 //! that this `cargo test` run built.
 //!
-//! - C (gcc): `tests/c/errors.c` (bad input), `tests/c/threads.c` (one model, 4 threads, each with
-//!   its own session: the same greedy texts as one thread) and `examples/c/flow.c`;
+//! - C (gcc): `tests/c/errors.c` (bad input: missing files, unsupported architectures, cancelled
+//!   conversion, quantization and generation, NULL handles), `tests/c/threads.c` (one model, 4
+//!   threads, each with its own session: the same greedy texts as one thread) and
+//!   `examples/c/flow.c`;
 //! - C++ (g++): `bindings/cpp/tests/test_ferrollm.cpp`, `examples/cpp/flow.cpp`, and both examples
 //!   again through CMake's `find_package(ferrollm)`;
-//! - Go: `go vet`, `gofmt -l`, `go test` in `bindings/go`, `go run` in `examples/go`;
+//! - Go: `gofmt -l`, `go vet`, `go test` in `bindings/go`, `go run` in `examples/go`;
 //! - C# (Mono): `mcs -langversion:7.2` + `mono` for `bindings/csharp/tests` and `examples/csharp`.
 //!
-//! The C and C++ examples and the C error tests run under
-//! `valgrind --leak-check=full --error-exitcode=1` (suppressions: `tests/c/valgrind.supp`), and a
-//! program that leaks a model must fail that same check.
+//! Each example runs the whole flow — convert `tests/fixtures/hf/gpt2` (a tiny random GPT-2) to an
+//! F16 GGUF, quantize it to Q4_0, load it, generate 16 tokens with streaming (default sampling,
+//! seed 42) — and the text it prints, streamed and whole, must equal the text the Rust API
+//! generates from the same checkpoint.
 //!
-//! Every example prints the result of the same generation (default sampling, seed 42); each must
-//! equal the text the Rust API generates.
+//! The C and C++ examples and the C error tests run under
+//! `valgrind --leak-check=full --error-exitcode=1` (suppressions for dependencies' process-lifetime
+//! allocations: `tests/c/valgrind.supp`), and a program that leaks a model must fail that check.
 //!
 //! A missing toolchain skips its test with a message, unless `FERROLLM_REQUIRE_BINDINGS=1` (set by
 //! `.ci/run`, which installs them), in which case it fails.
 //!
 //! The library: `cargo test` compiles the crate's lib once with all its crate types, so the cdylib
-//! `deps/libferrollm.so` next to this test binary is as fresh as the code the test links. It is
-//! copied to `<target>/<profile>/bindings/lib` (no cargo subprocess, so no wait on the cargo lock
-//! this `cargo test` holds). Only if it is missing is it built, into a separate target folder.
+//! `deps/libferrollm.so` next to this test binary is as fresh as the code the test links (the
+//! uplifted `target/<profile>/libferrollm.so` is only refreshed by `cargo build`). It is copied to
+//! `<target>/<profile>/bindings/lib` and used from there — no cargo subprocess, so no wait on the
+//! cargo lock this `cargo test` holds. Only if it is missing is it built, into a separate target
+//! folder.
 
 mod common;
 
@@ -119,13 +125,13 @@ fn lib_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let profile = profile_dir();
+        // deps/ holds the cdylib compiled together with the rlib this test links.
         let built = [
             profile.join("deps/libferrollm.so"),
             profile.join("libferrollm.so"),
         ]
         .into_iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
+        .find(|p| p.is_file());
         let source = match built {
             Some(p) => p,
             None => build_cdylib_separately(),
@@ -176,6 +182,10 @@ struct Fixtures {
     f16: PathBuf,
     /// A well-formed GGUF whose architecture ferrollm does not support.
     unsupported: PathBuf,
+    /// The Hugging Face checkpoint folder the flow starts from.
+    hf: PathBuf,
+    /// A checkpoint folder whose config.json names an architecture ferrollm does not support.
+    unsupported_hf: PathBuf,
 }
 
 /// The checkpoint the examples start from (a tiny random GPT-2: its text is gibberish).
@@ -207,11 +217,20 @@ fn fixtures() -> Fixtures {
     let mut w = GgufWriter::create(&unsupported, &md, std::slice::from_ref(&spec), 32).unwrap();
     w.write_tensor(&[0u8; 8 * 4 * 4]).unwrap();
     Box::new(w).finish().unwrap();
+    let unsupported_hf = tmp.path().join("falcon-hf");
+    std::fs::create_dir(&unsupported_hf).unwrap();
+    std::fs::write(
+        unsupported_hf.join("config.json"),
+        r#"{"architectures": ["FalconForCausalLM"], "model_type": "falcon"}"#,
+    )
+    .unwrap();
     Fixtures {
         _tmp: tmp,
         out,
         f16,
         unsupported,
+        hf: checkpoint(),
+        unsupported_hf,
     }
 }
 
@@ -233,7 +252,9 @@ impl Fixtures {
     fn test_env(&self, cmd: &mut Command) {
         cmd.env("FERROLLM_TEST_MODEL_F16", &self.f16)
             .env("FERROLLM_TEST_UNSUPPORTED_MODEL", &self.unsupported)
-            .env("FERROLLM_TEST_OUT", &self.out);
+            .env("FERROLLM_TEST_OUT", &self.out)
+            .env("FERROLLM_TEST_HF_DIR", &self.hf)
+            .env("FERROLLM_TEST_UNSUPPORTED_HF_DIR", &self.unsupported_hf);
     }
 }
 
@@ -273,7 +294,11 @@ fn run(cmd: &mut Command, what: &str) -> String {
 }
 
 fn output(cmd: &mut Command, what: &str) -> Output {
-    cmd.env("RUST_BACKTRACE", "0")
+    // `cargo test` puts target/<profile> and its deps/ on LD_LIBRARY_PATH, which the dynamic
+    // loader searches before an executable's rpath: a stale target/<profile>/libferrollm.so from
+    // an earlier `cargo build` would be loaded instead of the library under test.
+    cmd.env("LD_LIBRARY_PATH", lib_dir())
+        .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
@@ -291,8 +316,8 @@ fn assert_all_passed(stdout: &str, what: &str) {
     eprintln!("{what}: {last}");
 }
 
-/// Checks an example's output: the quantized file, the result text (the Rust API's) and the stop
-/// reason.
+/// Checks an example's output: the converted and quantized files, the result text (the Rust
+/// API's) and the stop reason.
 fn assert_flow_output(stdout: &str, expected_text: &str, what: &str) {
     let field = |name: &str| {
         stdout
@@ -301,6 +326,14 @@ fn assert_flow_output(stdout: &str, expected_text: &str, what: &str) {
             .unwrap_or_else(|| panic!("{what}: no line starting with {name:?} in:\n{stdout}"))
             .to_string()
     };
+    let converted = field("converted: ");
+    let converted = converted
+        .strip_suffix(" (architecture 1)")
+        .unwrap_or_else(|| panic!("{what}: not GPT-2 (FERROLLM_ARCH_GPT2 = 1): {converted:?}"));
+    assert!(
+        converted.ends_with("/gpt2-f16.gguf") && Path::new(converted).is_file(),
+        "{what}: converted file {converted:?}"
+    );
     let quantized = field("quantized: ");
     assert!(
         quantized.ends_with("-q4_0.gguf") && Path::new(&quantized).is_file(),
@@ -389,7 +422,9 @@ fn c_bad_input_gives_status_and_message() {
         valgrind(&exe, use_valgrind)
             .arg(&f.f16)
             .arg(&f.unsupported)
-            .arg(&f.out),
+            .arg(&f.out)
+            .arg(&f.hf)
+            .arg(&f.unsupported_hf),
         "tests/c/errors.c",
     );
     assert_all_passed(&stdout, "C errors test");
@@ -420,7 +455,7 @@ fn c_example_flow_runs_clean_under_valgrind() {
     let use_valgrind = have_valgrind();
     let stdout = run(
         valgrind(&exe, use_valgrind)
-            .arg(&f.f16)
+            .arg(&f.hf)
             .arg(f.out.join("flow"))
             .arg(FLOW_PROMPT),
         "examples/c/flow.c",
@@ -489,7 +524,7 @@ fn cpp_example_flow_runs_clean_under_valgrind() {
     build_cpp(&["examples/cpp/flow.cpp"], &exe);
     let stdout = run(
         valgrind(&exe, have_valgrind())
-            .arg(&f.f16)
+            .arg(&f.hf)
             .arg(f.out.join("flow"))
             .arg(FLOW_PROMPT),
         "examples/cpp/flow.cpp",
@@ -529,7 +564,7 @@ fn cmake_find_package_builds_the_examples() {
     ] {
         let stdout = run(
             Command::new(build.join(exe))
-                .arg(&f.f16)
+                .arg(&f.hf)
                 .arg(f.out.join(exe))
                 .arg(FLOW_PROMPT),
             what,
@@ -601,7 +636,7 @@ fn go_example_flow() {
     let f = fixtures();
     let expected = expected_flow_text(&f.q4());
     let mut cmd = go("examples/go", &["run", "."]);
-    cmd.arg(&f.f16).arg(f.out.join("flow")).arg(FLOW_PROMPT);
+    cmd.arg(&f.hf).arg(f.out.join("flow")).arg(FLOW_PROMPT);
     let stdout = run(&mut cmd, "go run examples/go");
     assert_flow_output(&stdout, &expected, "Go example");
 }
@@ -675,7 +710,7 @@ fn csharp_example_flow() {
     );
     let stdout = run(
         mono(&exe)
-            .arg(&f.f16)
+            .arg(&f.hf)
             .arg(f.out.join("flow"))
             .arg(FLOW_PROMPT),
         "C# example",

@@ -2,6 +2,7 @@
 //
 // Every class is a move-only RAII owner of one C handle and frees it through the C API:
 //
+//   Converter  -> ferrollm_converter   (ferrollm_converter_free)
 //   Quantizer  -> ferrollm_quantizer   (ferrollm_quantizer_free)
 //   Model      -> ferrollm_model       (ferrollm_model_free)
 //   Session    -> ferrollm_session     (ferrollm_session_free)
@@ -219,6 +220,82 @@ void with_progress(const ProgressCallback& callback, Call&& call) {
 }
 
 }  // namespace detail
+
+/// Settings for a conversion; starts from the library's defaults (ferrollm_convert_default_params:
+/// GGUF, F16 weights). The C struct is public: set any field of it directly.
+class ConvertParams {
+public:
+    ConvertParams() { detail::check(ferrollm_convert_default_params(&c)); }
+    /// FERROLLM_CONTAINER_GGUF (default), _GGJT or _GGML.
+    ConvertParams& container(Container container) {
+        c.container = container;
+        return *this;
+    }
+    /// Type of the weight matrices: FERROLLM_TYPE_F16 (default) or FERROLLM_TYPE_F32.
+    ConvertParams& dtype(Type type) {
+        c.dtype = type;
+        return *this;
+    }
+    ferrollm_convert_params c{};
+};
+
+/// An opened Hugging Face model folder (config.json, safetensors, tokenizer.json), ready to
+/// convert (llm-rs' AutoConverter, or a manual converter with open_as). Owns a
+/// ferrollm_converter. Use from one thread at a time.
+class Converter {
+public:
+    /// Opens `hf_dir` and detects its architecture; an unsupported one throws
+    /// FERROLLM_ERR_UNSUPPORTED listing the supported ones.
+    static Converter open(std::string_view hf_dir) {
+        ferrollm_converter* c = nullptr;
+        detail::check(ferrollm_converter_open(detail::c_string(hf_dir, "hf_dir").c_str(), &c));
+        return Converter(c);
+    }
+    /// Opens `hf_dir` as architecture `arch`, whatever its config.json says.
+    static Converter open_as(std::string_view hf_dir, Arch arch) {
+        ferrollm_converter* c = nullptr;
+        detail::check(
+            ferrollm_converter_open_as(detail::c_string(hf_dir, "hf_dir").c_str(), arch, &c));
+        return Converter(c);
+    }
+    Converter() noexcept = default;
+
+    /// The architecture detected (or given).
+    Arch arch() const {
+        Arch a = FERROLLM_ARCH_AUTO;
+        detail::check(ferrollm_converter_arch(handle_.get(), &a));
+        return a;
+    }
+
+    /// Converts into `out` (a file path, or a folder where llm-rs' name is used) and returns the
+    /// path written. Cancelling through `progress` throws FERROLLM_ERR_CANCELLED; nothing is left
+    /// behind on failure.
+    std::string convert(std::string_view out, const ConvertParams& params = ConvertParams(),
+                        const ProgressCallback& progress = {}) const {
+        const std::string o = detail::c_string(out, "out");
+        detail::OwnedString written;
+        detail::with_progress(progress, [&](ferrollm_progress_fn fn, void* ud) {
+            return ferrollm_converter_convert(handle_.get(), o.c_str(), &params.c, fn, ud,
+                                              &written.ptr);
+        });
+        return written.take();
+    }
+
+    /// The C handle (still owned by this object).
+    ferrollm_converter* get() const noexcept { return handle_.get(); }
+
+private:
+    explicit Converter(ferrollm_converter* c) noexcept : handle_(c) {}
+    detail::Handle<ferrollm_converter, ferrollm_converter_free> handle_;
+};
+
+/// Converts the Hugging Face model folder `hf_dir` into `out` in one call (Converter::open, then
+/// convert). Returns the path written.
+inline std::string convert(std::string_view hf_dir, std::string_view out,
+                           const ConvertParams& params = ConvertParams(),
+                           const ProgressCallback& progress = {}) {
+    return Converter::open(hf_dir).convert(out, params, progress);
+}
 
 /// Quantizes `source` (an F32/F16/BF16 model file) to `type` in one call (llm-rs' Model.quantize).
 /// `destination`: a file path, a folder, or "" for the source's folder (the name then follows
@@ -503,7 +580,7 @@ inline const char* stop_reason_name(StopReason r) noexcept {
 class Session {
 public:
     Session() noexcept = default;
-    Session(const Model& model, const SessionParams& params = SessionParams()) {
+    explicit Session(const Model& model, const SessionParams& params = SessionParams()) {
         ferrollm_session* s = nullptr;
         detail::check(ferrollm_session_new(model.get(), &params.c, &s));
         handle_ = decltype(handle_)(s);

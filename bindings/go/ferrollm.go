@@ -13,14 +13,14 @@
 // (ferrollm_last_error, which is per OS thread: each call and its message read run with the
 // goroutine locked to its thread). errors.Is(err, ferrollm.ErrCancelled) tests a status.
 //
-// Ownership: Model, Session, Quantizer (and Converter) own one C handle each. Close frees it;
+// Ownership: Converter, Quantizer, Model and Session own one C handle each. Close frees it;
 // a finalizer frees it too if Close was never called. Using a closed handle passes NULL to the
 // library, which refuses it with ErrInvalidArgument and its own message ("model must not be NULL").
 // Strings and results the library returns are copied into Go values and freed before the function
 // returns.
 //
-// Threads: a Model may be used by any number of goroutines at once; a Session (and a Quantizer)
-// by one at a time.
+// Threads: a Model may be used by any number of goroutines at once; a Session, a Converter and a
+// Quantizer by one at a time.
 package ferrollm
 
 /*
@@ -47,6 +47,10 @@ static bool go_progress(const ferrollm_progress* progress, void* user_data) {
 static ferrollm_status go_session_generate(ferrollm_session* s, const char* prompt,
 		const ferrollm_generate_params* p, uintptr_t h, ferrollm_generation** out) {
 	return ferrollm_session_generate(s, prompt, p, h ? go_piece : NULL, (void*)h, out);
+}
+static ferrollm_status go_converter_convert(const ferrollm_converter* c, const char* out,
+		const ferrollm_convert_params* p, uintptr_t h, char** written) {
+	return ferrollm_converter_convert(c, out, p, h ? go_progress : NULL, (void*)h, written);
 }
 static ferrollm_status go_quantize(const char* src, const char* dst, ferrollm_type t,
 		ferrollm_container c, uintptr_t h, char** written) {
@@ -247,6 +251,117 @@ func progressState(progress ProgressFunc) *callbackState {
 		return nil
 	}
 	return &callbackState{progress: progress}
+}
+
+// ConvertParams are the settings of a conversion; start from DefaultConvertParams (nil means
+// defaults: GGUF, F16 weights).
+type ConvertParams struct {
+	Container Container // ContainerGGUF, ContainerGGJT or ContainerGGML
+	DType     Type      // type of the weight matrices: TypeF16 or TypeF32
+}
+
+// DefaultConvertParams are the library's defaults (ferrollm_convert_default_params).
+func DefaultConvertParams() ConvertParams {
+	var c C.ferrollm_convert_params
+	C.ferrollm_convert_default_params(&c)
+	return ConvertParams{Container: Container(c.container), DType: Type(c.dtype)}
+}
+
+// Converter is an opened Hugging Face model folder (config.json, safetensors, tokenizer.json),
+// ready to convert (llm-rs' AutoConverter). It owns a ferrollm_converter; use it from one
+// goroutine at a time and Close it when done.
+type Converter struct {
+	ptr *C.ferrollm_converter
+}
+
+func openConverter(hfDir string, open func(dir *C.char, out **C.ferrollm_converter) C.ferrollm_status) (*Converter, error) {
+	dir, err := cString(hfDir, "hf_dir")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+	var ptr *C.ferrollm_converter
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := check(open(dir, &ptr)); err != nil {
+		return nil, err
+	}
+	c := &Converter{ptr: ptr}
+	runtime.SetFinalizer(c, (*Converter).Close)
+	return c, nil
+}
+
+// OpenConverter opens hfDir and detects its architecture from config.json; an unsupported one
+// gives ErrUnsupported, with the list of supported ones in the message.
+func OpenConverter(hfDir string) (*Converter, error) {
+	return openConverter(hfDir, func(dir *C.char, out **C.ferrollm_converter) C.ferrollm_status {
+		return C.ferrollm_converter_open(dir, out)
+	})
+}
+
+// OpenConverterAs opens hfDir as architecture arch, whatever its config.json says.
+func OpenConverterAs(hfDir string, arch Arch) (*Converter, error) {
+	return openConverter(hfDir, func(dir *C.char, out **C.ferrollm_converter) C.ferrollm_status {
+		return C.ferrollm_converter_open_as(dir, C.ferrollm_arch(arch), out)
+	})
+}
+
+// Arch is the architecture detected (or given).
+func (c *Converter) Arch() (Arch, error) {
+	var arch C.ferrollm_arch
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := check(C.ferrollm_converter_arch(c.ptr, &arch))
+	runtime.KeepAlive(c)
+	return Arch(arch), err
+}
+
+// Convert writes the checkpoint into out (a file path, or a folder where llm-rs' name
+// "<model>-f16.gguf" is used) and returns the path written. params may be nil for the defaults,
+// progress nil for none; cancelling through progress gives ErrCancelled, and nothing is left
+// behind on failure.
+func (c *Converter) Convert(out string, params *ConvertParams, progress ProgressFunc) (string, error) {
+	cout, err := cString(out, "out")
+	if err != nil {
+		return "", err
+	}
+	defer C.free(unsafe.Pointer(cout))
+	var cp *C.ferrollm_convert_params
+	if params != nil {
+		cp = &C.ferrollm_convert_params{}
+		C.ferrollm_convert_default_params(cp)
+		cp.container = C.ferrollm_container(params.Container)
+		cp.dtype = C.ferrollm_type(params.DType)
+	}
+	var written *C.char
+	err = withCallbacks(progressState(progress), func(h C.uintptr_t) C.ferrollm_status {
+		return C.go_converter_convert(c.ptr, cout, cp, h, &written)
+	})
+	runtime.KeepAlive(c)
+	path := takeString(written)
+	if err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// Close frees the converter; calling it again does nothing.
+func (c *Converter) Close() error {
+	runtime.SetFinalizer(c, nil)
+	C.ferrollm_converter_free(c.ptr)
+	c.ptr = nil
+	return nil
+}
+
+// Convert converts the Hugging Face model folder hfDir into out in one call (OpenConverter,
+// Convert, Close) and returns the path written.
+func Convert(hfDir, out string, params *ConvertParams, progress ProgressFunc) (string, error) {
+	c, err := OpenConverter(hfDir)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.Convert(out, params, progress)
 }
 
 // Quantize quantizes source (an F32/F16/BF16 model file) to typ in one call (llm-rs'

@@ -2,6 +2,8 @@ package ferrollm_test
 
 // Run by tests/bindings.rs, which sets:
 //
+//	FERROLLM_TEST_HF_DIR            a Hugging Face checkpoint folder (a tiny GPT-2)
+//	FERROLLM_TEST_UNSUPPORTED_HF_DIR a folder whose config.json names an unsupported architecture
 //	FERROLLM_TEST_MODEL_F16         an F16 model file to quantize
 //	FERROLLM_TEST_UNSUPPORTED_MODEL a well-formed GGUF file of an architecture ferrollm lacks
 //	FERROLLM_TEST_OUT               an empty scratch folder
@@ -21,18 +23,20 @@ import (
 )
 
 type env struct {
-	f16, unsupported, out string
+	f16, unsupported, out, hf, unsupportedHF string
 }
 
 func setup(t *testing.T) env {
 	t.Helper()
 	e := env{
-		f16:         os.Getenv("FERROLLM_TEST_MODEL_F16"),
-		unsupported: os.Getenv("FERROLLM_TEST_UNSUPPORTED_MODEL"),
-		out:         os.Getenv("FERROLLM_TEST_OUT"),
+		f16:           os.Getenv("FERROLLM_TEST_MODEL_F16"),
+		unsupported:   os.Getenv("FERROLLM_TEST_UNSUPPORTED_MODEL"),
+		out:           os.Getenv("FERROLLM_TEST_OUT"),
+		hf:            os.Getenv("FERROLLM_TEST_HF_DIR"),
+		unsupportedHF: os.Getenv("FERROLLM_TEST_UNSUPPORTED_HF_DIR"),
 	}
-	if e.f16 == "" || e.unsupported == "" || e.out == "" {
-		t.Skip("FERROLLM_TEST_MODEL_F16, FERROLLM_TEST_UNSUPPORTED_MODEL and FERROLLM_TEST_OUT are not set (tests/bindings.rs sets them)")
+	if e.f16 == "" || e.unsupported == "" || e.out == "" || e.hf == "" || e.unsupportedHF == "" {
+		t.Skip("the FERROLLM_TEST_* variables are not set (tests/bindings.rs sets them)")
 	}
 	return e
 }
@@ -93,6 +97,88 @@ func TestVersion(t *testing.T) {
 	}
 	_, err := ferrollm.TypeFromName("q9_9")
 	wantError(t, err, ferrollm.ErrInvalidArgument, "q9_9")
+}
+
+func TestConvertWithProgressThenLoad(t *testing.T) {
+	e := setup(t)
+	c, err := ferrollm.OpenConverter(e.hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if arch, err := c.Arch(); err != nil || arch != ferrollm.ArchGPT2 {
+		t.Fatalf("arch %v, %v", arch, err)
+	}
+	dir := filepath.Join(e.out, "converted")
+	var reports []ferrollm.Progress
+	path, err := c.Convert(dir, nil, func(p ferrollm.Progress) bool {
+		reports = append(reports, p)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != dir || !strings.HasSuffix(path, "-f16.gguf") || !exists(path) {
+		t.Fatalf("wrote %q", path)
+	}
+	if len(reports) == 0 || reports[0].Stage != "convert" {
+		t.Fatalf("reports %+v", reports)
+	}
+	if last := reports[len(reports)-1]; last.Total == 0 || last.Current != last.Total {
+		t.Fatalf("last report %+v", last)
+	}
+	m, err := ferrollm.LoadModel(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if info, _ := m.Info(); info.Arch != ferrollm.ArchGPT2 {
+		t.Fatalf("info %+v", info)
+	}
+
+	// A manual converter; F32 weights in the legacy GGJT container.
+	manual, err := ferrollm.OpenConverterAs(e.hf, ferrollm.ArchGPT2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Close()
+	p := ferrollm.DefaultConvertParams()
+	if p.Container != ferrollm.ContainerGGUF || p.DType != ferrollm.TypeF16 {
+		t.Fatalf("defaults %+v", p)
+	}
+	p.Container, p.DType = ferrollm.ContainerGGJT, ferrollm.TypeF32
+	want := filepath.Join(dir, "gpt2-f32.bin")
+	if got, err := manual.Convert(want, &p, nil); err != nil || got != want || !exists(got) {
+		t.Fatalf("wrote %q, %v", got, err)
+	}
+	want = filepath.Join(e.out, "one-call.gguf")
+	if got, err := ferrollm.Convert(e.hf, want, nil, nil); err != nil || got != want {
+		t.Fatalf("Convert: %q, %v", got, err)
+	}
+}
+
+func TestConverterErrors(t *testing.T) {
+	e := setup(t)
+	dst := filepath.Join(e.out, "cancelled-f16.gguf")
+	_, err := ferrollm.Convert(e.hf, dst, nil, func(p ferrollm.Progress) bool { return p.Current < 2 })
+	wantError(t, err, ferrollm.ErrCancelled, "cancelled")
+	if exists(dst) {
+		t.Fatalf("%s was left behind", dst)
+	}
+	_, err = ferrollm.OpenConverter(e.unsupportedHF)
+	wantError(t, err, ferrollm.ErrUnsupported, "FalconForCausalLM", "not supported")
+	missing := filepath.Join(e.out, "no-such-checkpoint")
+	_, err = ferrollm.OpenConverter(missing)
+	wantError(t, err, ferrollm.ErrIO, missing)
+	c, err := ferrollm.OpenConverter(e.hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, err = c.Arch()
+	wantError(t, err, ferrollm.ErrInvalidArgument, "converter must not be NULL")
+	_, err = c.Convert(filepath.Join(e.out, "never.gguf"), nil, nil)
+	wantError(t, err, ferrollm.ErrInvalidArgument, "converter must not be NULL")
 }
 
 func TestQuantizeWithProgress(t *testing.T) {

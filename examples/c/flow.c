@@ -1,8 +1,12 @@
 /*
- * The whole flow through the C API: quantize an F16 model to Q4_0, load it, generate a few tokens
- * with streaming, print the result and the stop reason.
+ * The whole flow through the C API: convert a Hugging Face checkpoint folder to GGUF (F16),
+ * quantize it to Q4_0, load it, generate a few tokens with streaming, print the result and the
+ * stop reason.
  *
- *   flow [MODEL_F16] [OUT_DIR] [PROMPT]
+ *   flow [CHECKPOINT_DIR] [OUT_DIR] [PROMPT]
+ *
+ * CHECKPOINT_DIR defaults to tests/fixtures/hf/gpt2 (run from the repository root): a tiny random
+ * GPT-2, so the text is gibberish.
  *
  * Build (from the repository root, after `cargo build`):
  *   cc -Iinclude examples/c/flow.c -Ltarget/debug -lferrollm -Wl,-rpath,$PWD/target/debug -o flow
@@ -45,11 +49,13 @@ static const char *stop_reason_name(ferrollm_stop_reason r) {
 }
 
 int main(int argc, char **argv) {
-    const char *source = argc > 1 ? argv[1] : "gpt2-f16.gguf";
+    const char *checkpoint = argc > 1 ? argv[1] : "tests/fixtures/hf/gpt2";
     const char *out_dir = argc > 2 ? argv[2] : "ferrollm-flow";
     const char *prompt = argc > 3 ? argv[3] : "Hello";
     int rc = 1;
     ferrollm_status st;
+    ferrollm_converter *converter = NULL;
+    char *converted = NULL;
     char *quantized = NULL;
     ferrollm_model *model = NULL;
     ferrollm_session *session = NULL;
@@ -58,17 +64,27 @@ int main(int argc, char **argv) {
     printf("ferrollm %s (ABI %u)\n", ferrollm_version(), ferrollm_abi_version());
     mkdir(out_dir, 0777);
 
-    /* 1. Quantize to Q4_0 (GGUF) into out_dir; the library names the file. */
-    st = ferrollm_quantize(source, out_dir, FERROLLM_TYPE_Q4_0, FERROLLM_CONTAINER_GGUF,
+    /* 1. Convert the checkpoint (architecture detected from config.json) to an F16 GGUF file in
+     *    out_dir; the library names the file. NULL params = the defaults (GGUF, F16). */
+    st = ferrollm_converter_open(checkpoint, &converter);
+    if (st != FERROLLM_OK) { rc = fail("open the checkpoint", st); goto done; }
+    ferrollm_arch arch;
+    ferrollm_converter_arch(converter, &arch);
+    st = ferrollm_converter_convert(converter, out_dir, NULL, on_progress, NULL, &converted);
+    if (st != FERROLLM_OK) { rc = fail("convert", st); goto done; }
+    printf("converted: %s (architecture %u)\n", converted, arch);
+
+    /* 2. Quantize to Q4_0 (GGUF) into out_dir. */
+    st = ferrollm_quantize(converted, out_dir, FERROLLM_TYPE_Q4_0, FERROLLM_CONTAINER_GGUF,
                            on_progress, NULL, &quantized);
     if (st != FERROLLM_OK) { rc = fail("quantize", st); goto done; }
     printf("quantized: %s\n", quantized);
 
-    /* 2. Load it (defaults: memory-mapped, architecture from the file). */
+    /* 3. Load it (defaults: memory-mapped, architecture from the file). */
     st = ferrollm_model_load(quantized, NULL, &model);
     if (st != FERROLLM_OK) { rc = fail("load", st); goto done; }
 
-    /* 3. A session, and a short generation streamed to standard output. */
+    /* 4. A session, and a short generation streamed to standard output. */
     st = ferrollm_session_new(model, NULL, &session);
     if (st != FERROLLM_OK) { rc = fail("session", st); goto done; }
     ferrollm_generate_params params;
@@ -92,5 +108,7 @@ done:
     ferrollm_session_free(session);
     ferrollm_model_free(model);
     ferrollm_string_free(quantized);
+    ferrollm_string_free(converted);
+    ferrollm_converter_free(converter);
     return rc;
 }

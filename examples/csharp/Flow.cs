@@ -1,7 +1,11 @@
-// The whole flow through the C# wrapper: quantize an F16 model to Q4_0, load it, generate a few
-// tokens with streaming, print the result and the stop reason.
+// The whole flow through the C# wrapper: convert a Hugging Face checkpoint folder to GGUF (F16),
+// quantize it to Q4_0, load it, generate a few tokens with streaming, print the result and the
+// stop reason.
 //
-//   mono Flow.exe [MODEL_F16] [OUT_DIR] [PROMPT]
+//   mono Flow.exe [CHECKPOINT_DIR] [OUT_DIR] [PROMPT]
+//
+// CHECKPOINT_DIR defaults to tests/fixtures/hf/gpt2 (run from the repository root): a tiny random
+// GPT-2, so the text is gibberish.
 //
 // Build with Mono (from the repository root, after `cargo build`):
 //   mcs -langversion:7.2 -target:library -out:Ferrollm.dll bindings/csharp/src/*.cs
@@ -18,7 +22,7 @@ internal static class Flow
 {
     private static int Main(string[] args)
     {
-        string source = args.Length > 0 ? args[0] : "gpt2-f16.gguf";
+        string checkpoint = args.Length > 0 ? args[0] : "tests/fixtures/hf/gpt2";
         string outDir = args.Length > 1 ? args[1] : "ferrollm-flow";
         string prompt = args.Length > 2 ? args[2] : "Hello";
         // Model text is UTF-8 whatever the locale says (Mono would print '?' under LANG=C).
@@ -28,16 +32,27 @@ internal static class Flow
             Console.WriteLine("ferrollm " + Library.Version + " (ABI " + Library.AbiVersion + ")");
             Directory.CreateDirectory(outDir);
 
-            // 1. Quantize to Q4_0 (GGUF) into outDir; the library names the file.
-            string quantized = Library.Quantize(source, outDir, GgmlType.Q4_0, Container.Gguf, p =>
+            Func<Progress, bool> progress = p =>
             {
                 Console.Error.Write("\r{0} {1}/{2} {3,-40}", p.Stage, p.Current, p.Total, p.Tensor);
                 if (p.Current == p.Total) Console.Error.WriteLine();
                 return true;
-            });
+            };
+
+            // 1. Convert the checkpoint (architecture detected from config.json) to an F16 GGUF
+            //    file in outDir; the library names the file.
+            string converted;
+            using (Converter converter = Converter.Open(checkpoint))
+            {
+                converted = converter.Convert(outDir, null, progress);
+                Console.WriteLine("converted: " + converted + " (architecture " + (uint)converter.Arch + ")");
+            }
+
+            // 2. Quantize to Q4_0 (GGUF) into outDir.
+            string quantized = Library.Quantize(converted, outDir, GgmlType.Q4_0, Container.Gguf, progress);
             Console.WriteLine("quantized: " + quantized);
 
-            // 2. Load it; 3. a session and a short generation streamed to standard output.
+            // 3. Load it; 4. a session and a short generation streamed to standard output.
             using (Model model = Model.Load(quantized))
             using (Session session = model.NewSession())
             {

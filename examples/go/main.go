@@ -1,10 +1,12 @@
-// The whole flow through the Go binding: quantize an F16 model to Q4_0, load it, generate a few
-// tokens with streaming, print the result and the stop reason.
+// The whole flow through the Go binding: convert a Hugging Face checkpoint folder to GGUF (F16),
+// quantize it to Q4_0, load it, generate a few tokens with streaming, print the result and the
+// stop reason.
 //
-//	go run . [MODEL_F16] [OUT_DIR] [PROMPT]
+//	go run . [CHECKPOINT_DIR] [OUT_DIR] [PROMPT]
 //
-// Run it from examples/go with GOFLAGS=-mod=mod GOPROXY=off (nothing is downloaded: the binding is
-// the local module ../../bindings/go).
+// CHECKPOINT_DIR defaults to the repository's tests/fixtures/hf/gpt2: a tiny random GPT-2, so the
+// text is gibberish. Run it from examples/go with GOFLAGS=-mod=mod GOPROXY=off (nothing is
+// downloaded: the binding is the local module ../../bindings/go).
 package main
 
 import (
@@ -22,7 +24,7 @@ func arg(i int, def string) string {
 }
 
 func run() error {
-	source := arg(1, "gpt2-f16.gguf")
+	checkpoint := arg(1, "../../tests/fixtures/hf/gpt2")
 	outDir := arg(2, "ferrollm-flow")
 	prompt := arg(3, "Hello")
 	fmt.Printf("ferrollm %s (ABI %d)\n", ferrollm.Version(), ferrollm.ABIVersion())
@@ -30,21 +32,39 @@ func run() error {
 		return err
 	}
 
-	// 1. Quantize to Q4_0 (GGUF) into outDir; the library names the file.
-	quantized, err := ferrollm.Quantize(source, outDir, ferrollm.TypeQ4_0, ferrollm.ContainerGGUF,
-		func(p ferrollm.Progress) bool {
-			fmt.Fprintf(os.Stderr, "\r%s %d/%d %-40s", p.Stage, p.Current, p.Total, p.Tensor)
-			if p.Current == p.Total {
-				fmt.Fprintln(os.Stderr)
-			}
-			return true
-		})
+	progress := func(p ferrollm.Progress) bool {
+		fmt.Fprintf(os.Stderr, "\r%s %d/%d %-40s", p.Stage, p.Current, p.Total, p.Tensor)
+		if p.Current == p.Total {
+			fmt.Fprintln(os.Stderr)
+		}
+		return true
+	}
+
+	// 1. Convert the checkpoint (architecture detected from config.json) to an F16 GGUF file in
+	//    outDir; the library names the file.
+	converter, err := ferrollm.OpenConverter(checkpoint)
+	if err != nil {
+		return err
+	}
+	defer converter.Close()
+	arch, err := converter.Arch()
+	if err != nil {
+		return err
+	}
+	converted, err := converter.Convert(outDir, nil, progress)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("converted: %s (architecture %d)\n", converted, arch)
+
+	// 2. Quantize to Q4_0 (GGUF) into outDir.
+	quantized, err := ferrollm.Quantize(converted, outDir, ferrollm.TypeQ4_0, ferrollm.ContainerGGUF, progress)
 	if err != nil {
 		return err
 	}
 	fmt.Println("quantized:", quantized)
 
-	// 2. Load it; 3. a session and a short generation streamed to standard output.
+	// 3. Load it; 4. a session and a short generation streamed to standard output.
 	model, err := ferrollm.LoadModel(quantized, nil)
 	if err != nil {
 		return err

@@ -1,9 +1,10 @@
 /*
- * Bad input through the C API: a missing file, an unsupported architecture, a cancelled generation
- * (FERROLLM_OK with FERROLLM_STOP_CANCELLED), a cancelled quantization (FERROLLM_ERR_CANCELLED, no
- * file left) and NULL handles — each with the status and a message naming what is at fault.
+ * Bad input through the C API: missing files, unsupported architectures (in a model file and in a
+ * checkpoint), a cancelled generation (FERROLLM_OK with FERROLLM_STOP_CANCELLED), a cancelled
+ * quantization and conversion (FERROLLM_ERR_CANCELLED, no file left) and NULL handles — each with
+ * the status and a message naming what is at fault.
  *
- *   errors MODEL_F16 UNSUPPORTED_MODEL OUT_DIR
+ *   errors MODEL_F16 UNSUPPORTED_MODEL OUT_DIR HF_DIR UNSUPPORTED_HF_DIR
  *
  * Run by tests/bindings.rs. Prints "N passed, N failed"; exits 1 on any failure.
  */
@@ -35,23 +36,26 @@ static bool stop_after_two(const char *piece, size_t len, void *user_data) {
     return ++*(int *)user_data < 2;
 }
 
-static bool cancel_at_second_tensor(const ferrollm_progress *p, void *user_data) {
-    ++*(int *)user_data;
-    return p->current < 1;
+static bool cancel_on_second_report(const ferrollm_progress *p, void *user_data) {
+    (void)p;
+    return ++*(int *)user_data < 2;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: errors MODEL_F16 UNSUPPORTED_MODEL OUT_DIR\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: errors MODEL_F16 UNSUPPORTED_MODEL OUT_DIR HF_DIR UNSUPPORTED_HF_DIR\n");
         return 2;
     }
     const char *f16 = argv[1], *unsupported = argv[2], *out = argv[3];
+    const char *hf = argv[4], *unsupported_hf = argv[5];
+    ferrollm_converter *converter = NULL;
     char path[4096];
     ferrollm_status st;
     ferrollm_model *model = NULL;
     ferrollm_session *session = NULL;
     ferrollm_generation *result = NULL;
     char *written = NULL;
+    int reports = 0;
 
     /* A missing file: I/O error naming the path; the out-pointer is not written. */
     snprintf(path, sizeof path, "%s/no-such-model.gguf", out);
@@ -66,6 +70,27 @@ int main(int argc, char **argv) {
     CHECK("unsupported architecture: FERROLLM_ERR_UNSUPPORTED naming the file",
           st == FERROLLM_ERR_UNSUPPORTED && has(unsupported) && has("not supported"));
 
+    /* Checkpoints: an unsupported architecture, a missing folder, a cancelled conversion. */
+    st = ferrollm_converter_open(unsupported_hf, &converter);
+    CHECK("unsupported checkpoint: FERROLLM_ERR_UNSUPPORTED naming the class",
+          st == FERROLLM_ERR_UNSUPPORTED && has("FalconForCausalLM") && has("not supported") &&
+              converter == NULL);
+    snprintf(path, sizeof path, "%s/no-such-checkpoint", out);
+    st = ferrollm_converter_open(path, &converter);
+    CHECK("missing checkpoint: FERROLLM_ERR_IO naming the folder", st == FERROLLM_ERR_IO && has(path));
+    st = ferrollm_converter_open(hf, &converter);
+    CHECK("open checkpoint", st == FERROLLM_OK);
+    snprintf(path, sizeof path, "%s/cancelled-f16.gguf", out);
+    reports = 0;
+    st = ferrollm_converter_convert(converter, path, NULL, cancel_on_second_report, &reports, &written);
+    CHECK("cancelled conversion: FERROLLM_ERR_CANCELLED",
+          st == FERROLLM_ERR_CANCELLED && has("cancelled") && written == NULL && reports == 2);
+    CHECK("cancelled conversion: no file left", access(path, F_OK) != 0);
+    st = ferrollm_converter_open_as(hf, 77, &converter);
+    CHECK("open_as with a bad architecture", st == FERROLLM_ERR_INVALID_ARGUMENT && has("77"));
+    ferrollm_converter_free(converter);
+    converter = NULL;
+
     /* NULL handles and NULL required pointers. */
     st = ferrollm_session_new(NULL, NULL, &session);
     CHECK("NULL model", st == FERROLLM_ERR_INVALID_ARGUMENT && has("model must not be NULL"));
@@ -74,6 +99,9 @@ int main(int argc, char **argv) {
     st = ferrollm_quantizer_quantize(NULL, NULL, FERROLLM_TYPE_Q4_0, FERROLLM_CONTAINER_GGUF, NULL,
                                      NULL, NULL);
     CHECK("NULL quantizer", st == FERROLLM_ERR_INVALID_ARGUMENT && has("quantizer must not be NULL"));
+    ferrollm_arch arch;
+    st = ferrollm_converter_arch(NULL, &arch);
+    CHECK("NULL converter", st == FERROLLM_ERR_INVALID_ARGUMENT && has("converter must not be NULL"));
     st = ferrollm_generation_info(NULL, NULL, NULL, NULL, NULL, NULL);
     CHECK("NULL result", st == FERROLLM_ERR_INVALID_ARGUMENT && has("result must not be NULL"));
     CHECK("NULL result text is NULL", ferrollm_generation_text(NULL) == NULL);
@@ -83,13 +111,14 @@ int main(int argc, char **argv) {
     ferrollm_session_free(NULL);
     ferrollm_generation_free(NULL);
     ferrollm_quantizer_free(NULL);
+    ferrollm_converter_free(NULL);
     ferrollm_string_free(NULL);
 
     /* A cancelled quantization fails with FERROLLM_ERR_CANCELLED and leaves no file. */
     snprintf(path, sizeof path, "%s/cancelled-q4_0.gguf", out);
-    int reports = 0;
+    reports = 0;
     st = ferrollm_quantize(f16, path, FERROLLM_TYPE_Q4_0, FERROLLM_CONTAINER_GGUF,
-                           cancel_at_second_tensor, &reports, &written);
+                           cancel_on_second_report, &reports, &written);
     CHECK("cancelled quantization: FERROLLM_ERR_CANCELLED",
           st == FERROLLM_ERR_CANCELLED && has("cancelled") && written == NULL);
     CHECK("cancelled quantization: the callback ran until it said no", reports == 2);

@@ -1,4 +1,6 @@
 // Tests of the C++ wrapper (bindings/cpp/ferrollm.hpp). Run by tests/bindings.rs, which sets:
+//   FERROLLM_TEST_HF_DIR           a Hugging Face checkpoint folder (a tiny GPT-2)
+//   FERROLLM_TEST_UNSUPPORTED_HF_DIR a folder whose config.json names an unsupported architecture
 //   FERROLLM_TEST_MODEL_F16        an F16 model file to quantize
 //   FERROLLM_TEST_UNSUPPORTED_MODEL a well-formed GGUF file of an architecture ferrollm lacks
 //   FERROLLM_TEST_OUT              an empty scratch folder
@@ -84,7 +86,71 @@ int main() {
     const std::string f16 = env("FERROLLM_TEST_MODEL_F16");
     const std::string unsupported = env("FERROLLM_TEST_UNSUPPORTED_MODEL");
     const std::string out = env("FERROLLM_TEST_OUT");
+    const std::string hf = env("FERROLLM_TEST_HF_DIR");
+    const std::string unsupported_hf = env("FERROLLM_TEST_UNSUPPORTED_HF_DIR");
     std::string q4;
+
+    run("convert with progress, then load", [&] {
+        auto conv = ferrollm::Converter::open(hf);
+        CHECK(conv.arch() == FERROLLM_ARCH_GPT2);
+        std::vector<std::string> stages;
+        std::uint64_t last_current = 0, last_total = 0;
+        std::string path = conv.convert(out + "/converted", ferrollm::ConvertParams(),
+                                        [&](const ferrollm::Progress& p) {
+                                            stages.emplace_back(p.stage);
+                                            last_current = p.current;
+                                            last_total = p.total;
+                                            return true;
+                                        });
+        CHECK(path.rfind(out + "/converted/", 0) == 0);
+        CHECK(path.size() > 9 && path.substr(path.size() - 9) == "-f16.gguf");
+        CHECK(exists(path));
+        CHECK(!stages.empty() && stages.front() == "convert");
+        CHECK(last_total > 0 && last_current == last_total);
+        CHECK(ferrollm::Model::load(path).info().arch == FERROLLM_ARCH_GPT2);
+        // A manual converter, F32 weights in the legacy GGJT container.
+        auto manual = ferrollm::Converter::open_as(hf, FERROLLM_ARCH_GPT2);
+        CHECK(manual.arch() == FERROLLM_ARCH_GPT2);
+        std::string f32 = manual.convert(
+            out + "/converted/gpt2-f32.bin",
+            ferrollm::ConvertParams().dtype(FERROLLM_TYPE_F32).container(FERROLLM_CONTAINER_GGJT));
+        CHECK(f32 == out + "/converted/gpt2-f32.bin" && exists(f32));
+        CHECK(ferrollm::convert(hf, out + "/one-call.gguf") == out + "/one-call.gguf");
+    });
+
+    run("cancelled conversion is an Error and leaves no file", [&] {
+        const std::string dst = out + "/cancelled-f16.gguf";
+        auto msg = expect_error(FERROLLM_ERR_CANCELLED, [&] {
+            ferrollm::convert(hf, dst, ferrollm::ConvertParams(),
+                              [](const ferrollm::Progress& p) { return p.current < 2; });
+        });
+        CHECK_CONTAINS(msg, "cancelled");
+        CHECK(!exists(dst));
+    });
+
+    run("unsupported architecture in a checkpoint", [&] {
+        auto msg = expect_error(FERROLLM_ERR_UNSUPPORTED,
+                                [&] { ferrollm::Converter::open(unsupported_hf); });
+        CHECK_CONTAINS(msg, "FalconForCausalLM");
+        CHECK_CONTAINS(msg, "not supported");
+    });
+
+    run("missing checkpoint folder", [&] {
+        const std::string missing = out + "/no-such-checkpoint";
+        auto msg = expect_error(FERROLLM_ERR_IO, [&] { ferrollm::Converter::open(missing); });
+        CHECK_CONTAINS(msg, missing);
+    });
+
+    run("moved-from converter is refused with the library's message", [&] {
+        auto conv = ferrollm::Converter::open(hf);
+        ferrollm::Converter taken = std::move(conv);
+        auto msg = expect_error(FERROLLM_ERR_INVALID_ARGUMENT, [&] { conv.arch(); });
+        CHECK_CONTAINS(msg, "converter must not be NULL");
+        msg = expect_error(FERROLLM_ERR_INVALID_ARGUMENT, [&] { conv.convert(out + "/never.gguf"); });
+        CHECK_CONTAINS(msg, "converter must not be NULL");
+        CHECK(!exists(out + "/never.gguf"));
+        CHECK(taken.arch() == FERROLLM_ARCH_GPT2);
+    });
 
     run("version", [&] {
         CHECK(ferrollm::abi_version() == FERROLLM_ABI_VERSION);

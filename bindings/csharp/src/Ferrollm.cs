@@ -1,7 +1,7 @@
 // C# wrapper over the ferrollm C API (include/ferrollm.h). C# 7.2 (Mono's mcs -langversion:7.2)
 // and .NET Standard 2.0.
 //
-// Ownership: Model, Session and Quantizer each own one C handle through a SafeHandle subclass;
+// Ownership: Converter, Quantizer, Model and Session each own one C handle through a SafeHandle subclass;
 // Dispose frees it (and the SafeHandle's finalizer does if Dispose was never called). Using a
 // disposed object passes NULL to the library, which refuses it with Status.InvalidArgument and its
 // own message ("model must not be NULL") — thrown as FerrollmException like every other failure.
@@ -16,8 +16,8 @@
 // crosses into native code: it is caught, the work is cancelled, and it is rethrown (with its
 // original stack trace) once the native call returned.
 //
-// Threads: a Model may be used by any number of threads at once; a Session and a Quantizer by one
-// at a time.
+// Threads: a Model may be used by any number of threads at once; a Session, a Converter and a
+// Quantizer by one at a time.
 //
 // Finding the library: DllImport("ferrollm") loads libferrollm.so; put its folder on
 // LD_LIBRARY_PATH (e.g. target/debug of the repository), or add a Mono dllmap.
@@ -258,6 +258,15 @@ namespace Ferrollm
         }
     }
 
+    internal sealed class ConverterHandle : FerrollmHandle
+    {
+        protected override bool ReleaseHandle()
+        {
+            Native.ferrollm_converter_free(handle);
+            return true;
+        }
+    }
+
     internal sealed class QuantizerHandle : FerrollmHandle
     {
         protected override bool ReleaseHandle()
@@ -346,6 +355,19 @@ namespace Ferrollm
         }
 
         /// <summary>
+        /// Converts the Hugging Face model folder hfDir into output in one call (Converter.Open,
+        /// Convert, Dispose) and returns the path written.
+        /// </summary>
+        public static string Convert(string hfDir, string output, ConvertParams parameters = null,
+            Func<Progress, bool> progress = null)
+        {
+            using (Converter c = Converter.Open(hfDir))
+            {
+                return c.Convert(output, parameters, progress);
+            }
+        }
+
+        /// <summary>
         /// Quantizes source (an F32/F16/BF16 model file) to type in one call (llm-rs'
         /// Model.quantize). destination is a file path, a folder, or null for the source's folder
         /// (the name then follows llm-rs' rules). Returns the path written; an existing target is
@@ -364,6 +386,119 @@ namespace Ferrollm
             string path = Utf8.Take(written);
             bridge.Finish(st);
             return path;
+        }
+    }
+
+    /// <summary>Settings of a conversion; a new object holds the library's defaults (GGUF, F16).</summary>
+    public sealed class ConvertParams
+    {
+        public ConvertParams()
+        {
+            NativeConvertParams p;
+            Check.Status(Native.ferrollm_convert_default_params(out p));
+            Container = (Container)p.container;
+            DType = (GgmlType)p.dtype;
+        }
+
+        public Container Container { get; set; }
+        /// <summary>Type of the weight matrices: GgmlType.F16 or GgmlType.F32.</summary>
+        public GgmlType DType { get; set; }
+    }
+
+    /// <summary>
+    /// An opened Hugging Face model folder (config.json, safetensors, tokenizer.json), ready to
+    /// convert (llm-rs' AutoConverter). Owns a ferrollm_converter; use from one thread at a time.
+    /// </summary>
+    public sealed class Converter : IDisposable
+    {
+        private readonly ConverterHandle handle;
+
+        private Converter(ConverterHandle handle)
+        {
+            this.handle = handle;
+        }
+
+        /// <summary>
+        /// Opens hfDir and detects its architecture from config.json; an unsupported one throws
+        /// Status.Unsupported with the list of supported ones.
+        /// </summary>
+        public static Converter Open(string hfDir)
+        {
+            byte[] dir = Utf8.Encode(hfDir, "hf_dir");
+            var h = new ConverterHandle();
+            IntPtr p;
+            Check.Status(Native.ferrollm_converter_open(dir, out p));
+            h.Set(p);
+            return new Converter(h);
+        }
+
+        /// <summary>Opens hfDir as architecture arch, whatever its config.json says.</summary>
+        public static Converter OpenAs(string hfDir, Arch arch)
+        {
+            byte[] dir = Utf8.Encode(hfDir, "hf_dir");
+            var h = new ConverterHandle();
+            IntPtr p;
+            Check.Status(Native.ferrollm_converter_open_as(dir, (uint)arch, out p));
+            h.Set(p);
+            return new Converter(h);
+        }
+
+        /// <summary>The architecture detected (or given).</summary>
+        public Arch Arch
+        {
+            get
+            {
+                bool added = false;
+                try
+                {
+                    uint arch;
+                    Check.Status(Native.ferrollm_converter_arch(handle.Acquire(ref added), out arch));
+                    return (Arch)arch;
+                }
+                finally
+                {
+                    handle.Release(added);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Converts into output (a file path, or a folder where llm-rs' name "model-f16.gguf" is
+        /// used) and returns the path written. Cancelling through progress throws
+        /// Status.Cancelled; nothing is left behind on failure.
+        /// </summary>
+        public string Convert(string output, ConvertParams parameters = null, Func<Progress, bool> progress = null)
+        {
+            byte[] cout = Utf8.Encode(output, "out");
+            NativeConvertParams p;
+            Check.Status(Native.ferrollm_convert_default_params(out p));
+            if (parameters != null)
+            {
+                p.container = (uint)parameters.Container;
+                p.dtype = (uint)parameters.DType;
+            }
+            var bridge = new ProgressBridge(progress);
+            bool added = false;
+            IntPtr written = IntPtr.Zero;
+            uint st;
+            try
+            {
+                st = Native.ferrollm_converter_convert(handle.Acquire(ref added), cout, ref p, bridge.Fn,
+                    IntPtr.Zero, out written);
+            }
+            finally
+            {
+                handle.Release(added);
+            }
+            string path = Utf8.Take(written);
+            bridge.Finish(st);
+            return path;
+        }
+
+        /// <summary>Frees the converter; calling it again does nothing.</summary>
+        public void Dispose()
+        {
+            handle.Dispose();
         }
     }
 

@@ -22,6 +22,14 @@ namespace Ferrollm
     internal delegate bool NativeProgressFn(IntPtr progress, IntPtr userData);
 
     [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeConvertParams
+    {
+        public uint struct_size;
+        public uint container;
+        public uint dtype;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     internal struct NativeModelParams
     {
         public uint struct_size;
@@ -91,6 +99,27 @@ namespace Ferrollm
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint ferrollm_type_from_name(byte[] name, out uint type);
+
+        // Conversion
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint ferrollm_convert_default_params(out NativeConvertParams p);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint ferrollm_converter_open(byte[] hfDir, out IntPtr converter);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint ferrollm_converter_open_as(byte[] hfDir, uint arch, out IntPtr converter);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint ferrollm_converter_arch(IntPtr converter, out uint arch);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint ferrollm_converter_convert(IntPtr converter, byte[] output,
+            ref NativeConvertParams p, NativeProgressFn progress, IntPtr userData, out IntPtr writtenPath);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void ferrollm_converter_free(IntPtr converter);
 
         // Models
 

@@ -3,6 +3,8 @@
 //   FERROLLM_TEST_MODEL_F16         an F16 model file to quantize
 //   FERROLLM_TEST_UNSUPPORTED_MODEL a well-formed GGUF file of an architecture ferrollm lacks
 //   FERROLLM_TEST_OUT               an empty scratch folder
+//   FERROLLM_TEST_HF_DIR            a Hugging Face checkpoint folder (a tiny GPT-2)
+//   FERROLLM_TEST_UNSUPPORTED_HF_DIR a folder whose config.json names an unsupported architecture
 // A small runner (no NUnit needed): one line per test and "N passed, N failed"; exit code 1 on any
 // failure.
 
@@ -26,7 +28,7 @@ internal sealed class CallbackError : Exception
 
 internal static class Tests
 {
-    private static string f16, unsupported, outDir, q4;
+    private static string f16, unsupported, outDir, hf, unsupportedHf, q4;
 
     private static void Check(bool condition, string what)
     {
@@ -96,11 +98,63 @@ internal static class Tests
         NativeSessionParams sp;
         Native.ferrollm_session_default_params(out sp);
         Check(sp.struct_size == Marshal.SizeOf(typeof(NativeSessionParams)), "ferrollm_session_params size");
+        NativeConvertParams cp;
+        Native.ferrollm_convert_default_params(out cp);
+        Check(cp.struct_size == Marshal.SizeOf(typeof(NativeConvertParams)), "ferrollm_convert_params size");
         NativeGenerateParams gp;
         Native.ferrollm_generate_default_params(out gp);
         Check(gp.struct_size == Marshal.SizeOf(typeof(NativeGenerateParams)), "ferrollm_generate_params size");
         Check(Marshal.OffsetOf(typeof(NativeGenerateParams), "seed") == (IntPtr)24, "seed offset");
         Check(Marshal.OffsetOf(typeof(NativeGenerateParams), "stop_words") == (IntPtr)40, "stop_words offset");
+    }
+
+    private static void ConvertThenLoad()
+    {
+        string dir = Path.Combine(outDir, "converted");
+        var reports = new List<Progress>();
+        string path;
+        using (Converter c = Converter.Open(hf))
+        {
+            Check(c.Arch == Arch.Gpt2, "detected architecture");
+            path = c.Convert(dir, null, p => { reports.Add(p); return true; });
+        }
+        Check(Path.GetDirectoryName(path) == dir && path.EndsWith("-f16.gguf") && File.Exists(path), "wrote " + path);
+        Check(reports.Count > 0 && reports[0].Stage == "convert", "progress reports");
+        Progress last = reports[reports.Count - 1];
+        Check(last.Total > 0 && last.Current == last.Total, "last report is complete");
+        using (Model m = Model.Load(path))
+        {
+            Check(m.Info.Arch == Arch.Gpt2, "the converted file loads");
+        }
+        var cp = new ConvertParams();
+        Check(cp.Container == Container.Gguf && cp.DType == GgmlType.F16, "defaults");
+        cp.Container = Container.Ggjt;
+        cp.DType = GgmlType.F32;
+        string want = Path.Combine(dir, "gpt2-f32.bin");
+        using (Converter manual = Converter.OpenAs(hf, Arch.Gpt2))
+        {
+            Check(manual.Arch == Arch.Gpt2, "manual architecture");
+            Check(manual.Convert(want, cp) == want && File.Exists(want), "F32 GGJT");
+        }
+        want = Path.Combine(outDir, "one-call.gguf");
+        Check(Library.Convert(hf, want) == want, "one-call conversion");
+    }
+
+    private static void ConverterErrors()
+    {
+        string dst = Path.Combine(outDir, "cancelled-f16.gguf");
+        Contains(ExpectError(Status.Cancelled, () => Library.Convert(hf, dst, null, p => p.Current < 2)), "cancelled");
+        Check(!File.Exists(dst), "no file left");
+        string msg = ExpectError(Status.Unsupported, () => Converter.Open(unsupportedHf));
+        Contains(msg, "FalconForCausalLM");
+        Contains(msg, "not supported");
+        string missing = Path.Combine(outDir, "no-such-checkpoint");
+        Contains(ExpectError(Status.Io, () => Converter.Open(missing)), missing);
+        Converter c = Converter.Open(hf);
+        c.Dispose();
+        Contains(ExpectError(Status.InvalidArgument, () => { Arch a = c.Arch; }), "converter must not be NULL");
+        Contains(ExpectError(Status.InvalidArgument, () => c.Convert(Path.Combine(outDir, "never.gguf"))),
+            "converter must not be NULL");
     }
 
     private static void QuantizeWithProgress()
@@ -314,10 +368,14 @@ internal static class Tests
         f16 = Env("FERROLLM_TEST_MODEL_F16");
         unsupported = Env("FERROLLM_TEST_UNSUPPORTED_MODEL");
         outDir = Env("FERROLLM_TEST_OUT");
+        hf = Env("FERROLLM_TEST_HF_DIR");
+        unsupportedHf = Env("FERROLLM_TEST_UNSUPPORTED_HF_DIR");
         var tests = new List<KeyValuePair<string, Action>>
         {
             new KeyValuePair<string, Action>("version", Version),
             new KeyValuePair<string, Action>("struct layouts match the library", StructLayouts),
+            new KeyValuePair<string, Action>("convert with progress, then load", ConvertThenLoad),
+            new KeyValuePair<string, Action>("converter errors", ConverterErrors),
             new KeyValuePair<string, Action>("quantize with progress", QuantizeWithProgress),
             new KeyValuePair<string, Action>("quantizer reused, then disposed", QuantizerReuse),
             new KeyValuePair<string, Action>("load, describe, tokenize", LoadDescribeTokenize),
