@@ -410,12 +410,14 @@ uint32_t ferrollm_abi_version(void);
 void ferrollm_string_free(char *s);
 
 /**
- * Fills *params with the defaults (and its struct_size).
+ * Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+ * only that many bytes (an older or newer header's struct is never overrun) and records the count
+ * in params->struct_size.
  *
  * # Safety
- * `params` is NULL or writable.
+ * `params` is NULL or points to `struct_size` writable bytes.
  */
-ferrollm_status ferrollm_convert_default_params(struct ferrollm_convert_params *params);
+ferrollm_status ferrollm_convert_default_params(struct ferrollm_convert_params *params, size_t struct_size);
 
 /**
  * Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index,
@@ -468,12 +470,14 @@ ferrollm_status ferrollm_converter_convert(const struct ferrollm_converter *conv
 void ferrollm_converter_free(struct ferrollm_converter *converter);
 
 /**
- * Fills *params with the defaults (and its struct_size).
+ * Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+ * only that many bytes (an older or newer header's struct is never overrun) and records the count
+ * in params->struct_size.
  *
  * # Safety
- * `params` is NULL or points to a writable ferrollm_model_params.
+ * `params` is NULL or points to `struct_size` writable bytes.
  */
-ferrollm_status ferrollm_model_default_params(struct ferrollm_model_params *params);
+ferrollm_status ferrollm_model_default_params(struct ferrollm_model_params *params, size_t struct_size);
 
 /**
  * Loads a model file — GGUF (v2, v3), GGJT (v1–v3), GGMF or GGML — or the one model file in a
@@ -521,12 +525,14 @@ ferrollm_status ferrollm_tokenize(const struct ferrollm_model *model, const char
 ferrollm_status ferrollm_detokenize(const struct ferrollm_model *model, const uint32_t *tokens, size_t n, char **text_out);
 
 /**
- * Fills *params with the defaults (and its struct_size).
+ * Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+ * only that many bytes (an older or newer header's struct is never overrun) and records the count
+ * in params->struct_size.
  *
  * # Safety
- * `params` is NULL or writable.
+ * `params` is NULL or points to `struct_size` writable bytes.
  */
-ferrollm_status ferrollm_session_default_params(struct ferrollm_session_params *params);
+ferrollm_status ferrollm_session_default_params(struct ferrollm_session_params *params, size_t struct_size);
 
 /**
  * Creates a session over `model` (which may be freed afterwards: the session keeps it alive).
@@ -577,12 +583,14 @@ ferrollm_status ferrollm_session_eval(struct ferrollm_session *session, const ui
 ferrollm_status ferrollm_session_embed(struct ferrollm_session *session, const char *text, size_t len, float *embedding, size_t cap, size_t *n_out);
 
 /**
- * Fills *params with the defaults (and its struct_size).
+ * Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+ * only that many bytes (an older or newer header's struct is never overrun) and records the count
+ * in params->struct_size.
  *
  * # Safety
- * `params` is NULL or writable.
+ * `params` is NULL or points to `struct_size` writable bytes.
  */
-ferrollm_status ferrollm_generate_default_params(struct ferrollm_generate_params *params);
+ferrollm_status ferrollm_generate_default_params(struct ferrollm_generate_params *params, size_t struct_size);
 
 /**
  * Generates a continuation of `prompt` (UTF-8, NUL-terminated) after whatever the session holds,

@@ -136,7 +136,7 @@ fn invalid_utf8_and_null_through_the_c_api() {
         );
         let mut session = ptr::null_mut();
         let mut sp: ferrollm_session_params = std::mem::zeroed();
-        ferrollm_session_default_params(&mut sp);
+        ferrollm_session_default_params(&mut sp, std::mem::size_of_val(&sp));
         sp.kv_type = 42;
         assert_eq!(
             ferrollm_session_new(model, &sp, &mut session),

@@ -103,7 +103,10 @@ fn convert_quantize_load_generate() {
         // The session keeps the model alive after the caller frees its handle.
         ferrollm_model_free(model);
         let mut gp: ferrollm_generate_params = std::mem::zeroed();
-        assert_eq!(ferrollm_generate_default_params(&mut gp), FERROLLM_OK);
+        assert_eq!(
+            ferrollm_generate_default_params(&mut gp, std::mem::size_of_val(&gp)),
+            FERROLLM_OK
+        );
         gp.max_new_tokens = 8;
         let prompt = CString::new("The old lighthouse").unwrap();
         let mut streamed: Vec<u8> = Vec::new();
@@ -214,7 +217,7 @@ fn converter_errors_name_what_is_wrong() {
         let hf = cstr(&common::fixture("hf/llama"));
         assert_eq!(ferrollm_converter_open(hf.as_ptr(), &mut conv), FERROLLM_OK);
         let mut p: ferrollm_convert_params = std::mem::zeroed();
-        ferrollm_convert_default_params(&mut p);
+        ferrollm_convert_default_params(&mut p, std::mem::size_of_val(&p));
         p.container = 9;
         let out = cstr(dir.path());
         assert_eq!(

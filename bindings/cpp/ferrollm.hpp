@@ -225,7 +225,7 @@ void with_progress(const ProgressCallback& callback, Call&& call) {
 /// GGUF, F16 weights). The C struct is public: set any field of it directly.
 class ConvertParams {
 public:
-    ConvertParams() { detail::check(ferrollm_convert_default_params(&c)); }
+    ConvertParams() { detail::check(ferrollm_convert_default_params(&c, sizeof c)); }
     /// FERROLLM_CONTAINER_GGUF (default), _GGJT or _GGML.
     ConvertParams& container(Container container) {
         c.container = container;
@@ -351,7 +351,7 @@ private:
 /// Settings for Model::load(); starts from the library's defaults (ferrollm_model_default_params).
 class ModelParams {
 public:
-    ModelParams() { detail::check(ferrollm_model_default_params(&raw_)); }
+    ModelParams() { detail::check(ferrollm_model_default_params(&raw_, sizeof raw_)); }
     /// FERROLLM_ARCH_AUTO (default) or the architecture of a file that does not name it.
     ModelParams& architecture(Arch arch) {
         raw_.architecture = arch;
@@ -448,7 +448,7 @@ private:
 /// The C struct is public: set any field of it directly.
 class SessionParams {
 public:
-    SessionParams() { detail::check(ferrollm_session_default_params(&c)); }
+    SessionParams() { detail::check(ferrollm_session_default_params(&c, sizeof c)); }
     SessionParams& threads(std::uint32_t n) {
         c.threads = n;
         return *this;
@@ -469,7 +469,7 @@ public:
 /// object owns.
 class GenerateParams {
 public:
-    GenerateParams() { detail::check(ferrollm_generate_default_params(&c)); }
+    GenerateParams() { detail::check(ferrollm_generate_default_params(&c, sizeof c)); }
     GenerateParams& max_new_tokens(std::uint32_t n) {
         c.max_new_tokens = n;
         return *this;

@@ -263,7 +263,7 @@ type ConvertParams struct {
 // DefaultConvertParams are the library's defaults (ferrollm_convert_default_params).
 func DefaultConvertParams() ConvertParams {
 	var c C.ferrollm_convert_params
-	C.ferrollm_convert_default_params(&c)
+	C.ferrollm_convert_default_params(&c, C.size_t(unsafe.Sizeof(c)))
 	return ConvertParams{Container: Container(c.container), DType: Type(c.dtype)}
 }
 
@@ -329,7 +329,7 @@ func (c *Converter) Convert(out string, params *ConvertParams, progress Progress
 	var cp *C.ferrollm_convert_params
 	if params != nil {
 		cp = &C.ferrollm_convert_params{}
-		C.ferrollm_convert_default_params(cp)
+		C.ferrollm_convert_default_params(cp, C.size_t(unsafe.Sizeof(*cp)))
 		cp.container = C.ferrollm_container(params.Container)
 		cp.dtype = C.ferrollm_type(params.DType)
 	}
@@ -456,7 +456,7 @@ type ModelParams struct {
 // DefaultModelParams are the library's defaults (ferrollm_model_default_params).
 func DefaultModelParams() ModelParams {
 	var c C.ferrollm_model_params
-	C.ferrollm_model_default_params(&c)
+	C.ferrollm_model_default_params(&c, C.size_t(unsafe.Sizeof(c)))
 	return ModelParams{Architecture: Arch(c.architecture), PreferMmap: bool(c.prefer_mmap)}
 }
 
@@ -485,7 +485,7 @@ func LoadModel(path string, params *ModelParams) (*Model, error) {
 	var cp *C.ferrollm_model_params
 	if params != nil {
 		cp = &C.ferrollm_model_params{}
-		C.ferrollm_model_default_params(cp)
+		C.ferrollm_model_default_params(cp, C.size_t(unsafe.Sizeof(*cp)))
 		cp.architecture = C.ferrollm_arch(params.Architecture)
 		cp.prefer_mmap = C.bool(params.PreferMmap)
 		tok, err := optCString(params.TokenizerPath, "TokenizerPath")
@@ -595,7 +595,7 @@ type SessionParams struct {
 // DefaultSessionParams are the library's defaults (ferrollm_session_default_params).
 func DefaultSessionParams() SessionParams {
 	var c C.ferrollm_session_params
-	C.ferrollm_session_default_params(&c)
+	C.ferrollm_session_default_params(&c, C.size_t(unsafe.Sizeof(c)))
 	return SessionParams{
 		Threads: uint32(c.threads), BatchSize: uint32(c.batch_size),
 		ContextLength: uint32(c.context_length), KVType: KVType(c.kv_type),
@@ -616,7 +616,7 @@ func (m *Model) NewSession(params *SessionParams) (*Session, error) {
 	var cp *C.ferrollm_session_params
 	if params != nil {
 		cp = &C.ferrollm_session_params{}
-		C.ferrollm_session_default_params(cp)
+		C.ferrollm_session_default_params(cp, C.size_t(unsafe.Sizeof(*cp)))
 		cp.threads = C.uint32_t(params.Threads)
 		cp.batch_size = C.uint32_t(params.BatchSize)
 		cp.context_length = C.uint32_t(params.ContextLength)
@@ -733,7 +733,7 @@ type GenerateParams struct {
 // DefaultGenerateParams are the library's defaults (ferrollm_generate_default_params).
 func DefaultGenerateParams() GenerateParams {
 	var c C.ferrollm_generate_params
-	C.ferrollm_generate_default_params(&c)
+	C.ferrollm_generate_default_params(&c, C.size_t(unsafe.Sizeof(c)))
 	return GenerateParams{
 		TopK: uint32(c.top_k), TopP: float32(c.top_p), Temperature: float32(c.temperature),
 		RepetitionPenalty: float32(c.repetition_penalty), RepetitionPenaltyLastN: uint32(c.repetition_penalty_last_n),
@@ -789,7 +789,7 @@ func (s *Session) Generate(prompt string, params *GenerateParams, onPiece func(p
 	var cp *C.ferrollm_generate_params
 	if params != nil {
 		cp = &C.ferrollm_generate_params{}
-		C.ferrollm_generate_default_params(cp)
+		C.ferrollm_generate_default_params(cp, C.size_t(unsafe.Sizeof(*cp)))
 		cp.top_k = C.uint32_t(params.TopK)
 		cp.top_p = C.float(params.TopP)
 		cp.temperature = C.float(params.Temperature)

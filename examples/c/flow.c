@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     st = ferrollm_session_new(model, NULL, &session);
     if (st != FERROLLM_OK) { rc = fail("session", st); goto done; }
     ferrollm_generate_params params;
-    ferrollm_generate_default_params(&params);
+    ferrollm_generate_default_params(&params, sizeof params);
     params.max_new_tokens = 16;
     printf("prompt: %s\n--- streamed:\n", prompt);
     st = ferrollm_session_generate(session, prompt, &params, on_piece, NULL, &result);

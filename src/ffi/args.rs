@@ -170,6 +170,36 @@ pub(crate) unsafe fn params_arg<T: Params>(p: *const T, name: &str) -> Result<T>
     Ok(value)
 }
 
+/// Writes a parameter struct's defaults for a caller whose struct is `size` bytes long (its
+/// `sizeof`, which may differ from this version's): the first `min(size, ours)` bytes are written and
+/// `struct_size` is set to that count, so an older caller's smaller struct is never overrun and a
+/// newer caller's extra fields are left as they are.
+///
+/// # Safety
+/// `p` is NULL or points to at least `size` writable bytes.
+pub(crate) unsafe fn write_default_params<T: Params>(
+    p: *mut T,
+    size: usize,
+    name: &str,
+) -> Result<()> {
+    if p.is_null() {
+        return Err(null(name));
+    }
+    if size < std::mem::size_of::<u32>() {
+        return Err(Error::invalid_argument(format!(
+            "struct_size {size} is too small for {name}; pass sizeof(*{name})"
+        )));
+    }
+    let n = size.min(std::mem::size_of::<T>());
+    let value = T::default();
+    // SAFETY: the caller's struct has at least `size` >= n bytes; T is plain data.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), p.cast::<u8>(), n);
+        p.cast::<u32>().write_unaligned(n as u32);
+    }
+    Ok(())
+}
+
 /// Moves `value` to the heap and hands ownership to the caller as an opaque handle.
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

@@ -2,7 +2,8 @@
 //! converters).
 
 use super::args::{
-    free_handle, into_handle, owned_string, params_arg, path_arg, ref_arg, OptOut, Out, Params,
+    free_handle, into_handle, owned_string, params_arg, path_arg, ref_arg, write_default_params,
+    OptOut, Out, Params,
 };
 use super::model::{arch_from_c, arch_to_c, ferrollm_arch};
 use super::quantize::{
@@ -46,18 +47,18 @@ impl Default for ferrollm_convert_params {
 // SAFETY: repr(C), starts with struct_size, plain data.
 unsafe impl Params for ferrollm_convert_params {}
 
-/// Fills *params with the defaults (and its struct_size).
+/// Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+/// only that many bytes (an older or newer header's struct is never overrun) and records the count
+/// in params->struct_size.
 ///
 /// # Safety
-/// `params` is NULL or writable.
+/// `params` is NULL or points to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ferrollm_convert_default_params(
     params: *mut ferrollm_convert_params,
+    struct_size: usize,
 ) -> ferrollm_status {
-    boundary(|| {
-        unsafe { Out::new(params, "params") }?.write(ferrollm_convert_params::default());
-        Ok(())
-    })
+    boundary(|| unsafe { write_default_params(params, struct_size, "params") })
 }
 
 /// Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index,

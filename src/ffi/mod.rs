@@ -199,6 +199,30 @@ mod tests {
     }
 
     #[test]
+    fn default_params_never_write_past_the_callers_size() {
+        // An older caller's struct: 12 bytes, followed by memory it owns.
+        let mut buf = [0xAAu8; 64];
+        let p = buf.as_mut_ptr().cast::<model::ferrollm_generate_params>();
+        // SAFETY: buf has 64 writable bytes; the function writes at most 12.
+        assert_eq!(
+            unsafe { model::ferrollm_generate_default_params(p, 12) },
+            FERROLLM_OK
+        );
+        assert!(
+            buf[12..].iter().all(|&b| b == 0xAA),
+            "wrote past the caller's struct"
+        );
+        assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), 12);
+        let top_k = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+        assert_eq!(top_k, 40);
+        // SAFETY: as above; a size smaller than the struct_size field is refused.
+        assert_eq!(
+            unsafe { model::ferrollm_generate_default_params(p, 2) },
+            FERROLLM_ERR_INVALID_ARGUMENT
+        );
+    }
+
+    #[test]
     fn errors_become_status_and_message() {
         let status = boundary(|| Err(Error::invalid_argument("path must not be NULL")));
         assert_eq!(status, FERROLLM_ERR_INVALID_ARGUMENT);

@@ -2,7 +2,7 @@
 
 use super::args::{
     free_handle, into_handle, mut_arg, opt_str_arg, owned_string, params_arg, path_arg, ref_arg,
-    slice_arg, slice_mut_arg, str_arg, Out, Params,
+    slice_arg, slice_mut_arg, str_arg, write_default_params, Out, Params,
 };
 use super::{boundary, ferrollm_status};
 use crate::error::{Error, ErrorKind};
@@ -86,18 +86,18 @@ impl Default for ferrollm_model_params {
 // SAFETY: repr(C), starts with struct_size, plain data.
 unsafe impl Params for ferrollm_model_params {}
 
-/// Fills *params with the defaults (and its struct_size).
+/// Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+/// only that many bytes (an older or newer header's struct is never overrun) and records the count
+/// in params->struct_size.
 ///
 /// # Safety
-/// `params` is NULL or points to a writable ferrollm_model_params.
+/// `params` is NULL or points to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ferrollm_model_default_params(
     params: *mut ferrollm_model_params,
+    struct_size: usize,
 ) -> ferrollm_status {
-    boundary(|| {
-        unsafe { Out::new(params, "params") }?.write(ferrollm_model_params::default());
-        Ok(())
-    })
+    boundary(|| unsafe { write_default_params(params, struct_size, "params") })
 }
 
 /// Loads a model file — GGUF (v2, v3), GGJT (v1–v3), GGMF or GGML — or the one model file in a
@@ -271,18 +271,18 @@ impl Default for ferrollm_session_params {
 // SAFETY: repr(C), starts with struct_size, plain data.
 unsafe impl Params for ferrollm_session_params {}
 
-/// Fills *params with the defaults (and its struct_size).
+/// Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+/// only that many bytes (an older or newer header's struct is never overrun) and records the count
+/// in params->struct_size.
 ///
 /// # Safety
-/// `params` is NULL or writable.
+/// `params` is NULL or points to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ferrollm_session_default_params(
     params: *mut ferrollm_session_params,
+    struct_size: usize,
 ) -> ferrollm_status {
-    boundary(|| {
-        unsafe { Out::new(params, "params") }?.write(ferrollm_session_params::default());
-        Ok(())
-    })
+    boundary(|| unsafe { write_default_params(params, struct_size, "params") })
 }
 
 /// A session: a KV cache, sampler state and worker threads over a model. One thread at a time may
@@ -494,18 +494,18 @@ impl Default for ferrollm_generate_params {
 // SAFETY: repr(C), starts with struct_size, plain data.
 unsafe impl Params for ferrollm_generate_params {}
 
-/// Fills *params with the defaults (and its struct_size).
+/// Fills *params with the defaults. Pass `sizeof *params` as `struct_size`: the library writes
+/// only that many bytes (an older or newer header's struct is never overrun) and records the count
+/// in params->struct_size.
 ///
 /// # Safety
-/// `params` is NULL or writable.
+/// `params` is NULL or points to `struct_size` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ferrollm_generate_default_params(
     params: *mut ferrollm_generate_params,
+    struct_size: usize,
 ) -> ferrollm_status {
-    boundary(|| {
-        unsafe { Out::new(params, "params") }?.write(ferrollm_generate_params::default());
-        Ok(())
-    })
+    boundary(|| unsafe { write_default_params(params, struct_size, "params") })
 }
 
 /// Receives each new piece of generated text (`len` bytes of valid UTF-8, not NUL-terminated,

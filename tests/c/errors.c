@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     st = ferrollm_session_new(model, NULL, &session);
     CHECK("session", st == FERROLLM_OK);
     ferrollm_generate_params gp;
-    ferrollm_generate_default_params(&gp);
+    ferrollm_generate_default_params(&gp, sizeof gp);
     gp.max_new_tokens = 20;
     int pieces = 0;
     st = ferrollm_session_generate(session, "Hello", &gp, stop_after_two, &pieces, &result);

@@ -35,9 +35,9 @@ static char *greedy(const char *prompt, char *message, size_t message_len) {
     ferrollm_session *session = NULL;
     ferrollm_generation *result = NULL;
     char *text = NULL;
-    ferrollm_session_default_params(&sp);
+    ferrollm_session_default_params(&sp, sizeof sp);
     sp.threads = 1;
-    ferrollm_generate_default_params(&gp);
+    ferrollm_generate_default_params(&gp, sizeof gp);
     gp.temperature = 0.0f;
     gp.max_new_tokens = 12;
     ferrollm_status st = ferrollm_session_new(model, &sp, &session);

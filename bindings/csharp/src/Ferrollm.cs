@@ -395,7 +395,7 @@ namespace Ferrollm
         public ConvertParams()
         {
             NativeConvertParams p;
-            Check.Status(Native.ferrollm_convert_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             Container = (Container)p.container;
             DType = (GgmlType)p.dtype;
         }
@@ -471,7 +471,7 @@ namespace Ferrollm
         {
             byte[] cout = Utf8.Encode(output, "out");
             NativeConvertParams p;
-            Check.Status(Native.ferrollm_convert_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             if (parameters != null)
             {
                 p.container = (uint)parameters.Container;
@@ -563,7 +563,7 @@ namespace Ferrollm
         public ModelParams()
         {
             NativeModelParams p;
-            Check.Status(Native.ferrollm_model_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             Architecture = (Arch)p.architecture;
             PreferMmap = p.prefer_mmap != 0;
         }
@@ -603,7 +603,7 @@ namespace Ferrollm
         {
             byte[] cpath = Utf8.Encode(path, "path");
             NativeModelParams p;
-            Check.Status(Native.ferrollm_model_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             IntPtr tokenizer = IntPtr.Zero;
             var h = new ModelHandle();
             try
@@ -694,7 +694,7 @@ namespace Ferrollm
         public Session NewSession(SessionParams parameters = null)
         {
             NativeSessionParams p;
-            Check.Status(Native.ferrollm_session_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             if (parameters != null)
             {
                 p.threads = parameters.Threads;
@@ -735,7 +735,7 @@ namespace Ferrollm
         public SessionParams()
         {
             NativeSessionParams p;
-            Check.Status(Native.ferrollm_session_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             Threads = p.threads;
             BatchSize = p.batch_size;
             ContextLength = p.context_length;
@@ -762,7 +762,7 @@ namespace Ferrollm
         public GenerateParams()
         {
             NativeGenerateParams p;
-            Check.Status(Native.ferrollm_generate_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             TopK = p.top_k;
             TopP = p.top_p;
             Temperature = p.temperature;
@@ -826,7 +826,7 @@ namespace Ferrollm
         {
             byte[] cprompt = Utf8.Encode(prompt, "prompt");
             NativeGenerateParams p;
-            Check.Status(Native.ferrollm_generate_default_params(out p));
+            Check.Status(Native.DefaultParams(out p));
             var words = new List<IntPtr>();
             IntPtr array = IntPtr.Zero;
             ExceptionDispatchInfo error = null;

@@ -77,6 +77,15 @@ namespace Ferrollm
 
     internal static class Native
     {
+        /// <summary>ferrollm_convert_default_params with this struct's size.</summary>
+        internal static uint DefaultParams(out NativeConvertParams p) { return ferrollm_convert_default_params(out p, (UIntPtr)Marshal.SizeOf(typeof(NativeConvertParams))); }
+        /// <summary>ferrollm_model_default_params with this struct's size.</summary>
+        internal static uint DefaultParams(out NativeModelParams p) { return ferrollm_model_default_params(out p, (UIntPtr)Marshal.SizeOf(typeof(NativeModelParams))); }
+        /// <summary>ferrollm_session_default_params with this struct's size.</summary>
+        internal static uint DefaultParams(out NativeSessionParams p) { return ferrollm_session_default_params(out p, (UIntPtr)Marshal.SizeOf(typeof(NativeSessionParams))); }
+        /// <summary>ferrollm_generate_default_params with this struct's size.</summary>
+        internal static uint DefaultParams(out NativeGenerateParams p) { return ferrollm_generate_default_params(out p, (UIntPtr)Marshal.SizeOf(typeof(NativeGenerateParams))); }
+
         private const string Lib = "ferrollm";
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -103,7 +112,7 @@ namespace Ferrollm
         // Conversion
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern uint ferrollm_convert_default_params(out NativeConvertParams p);
+        internal static extern uint ferrollm_convert_default_params(out NativeConvertParams p, UIntPtr structSize);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint ferrollm_converter_open(byte[] hfDir, out IntPtr converter);
@@ -124,7 +133,7 @@ namespace Ferrollm
         // Models
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern uint ferrollm_model_default_params(out NativeModelParams p);
+        internal static extern uint ferrollm_model_default_params(out NativeModelParams p, UIntPtr structSize);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint ferrollm_model_load(byte[] path, ref NativeModelParams p, out IntPtr model);
@@ -146,7 +155,7 @@ namespace Ferrollm
         // Sessions
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern uint ferrollm_session_default_params(out NativeSessionParams p);
+        internal static extern uint ferrollm_session_default_params(out NativeSessionParams p, UIntPtr structSize);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint ferrollm_session_new(IntPtr model, ref NativeSessionParams p, out IntPtr session);
@@ -166,7 +175,7 @@ namespace Ferrollm
             float[] embedding, UIntPtr cap, out UIntPtr nOut);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern uint ferrollm_generate_default_params(out NativeGenerateParams p);
+        internal static extern uint ferrollm_generate_default_params(out NativeGenerateParams p, UIntPtr structSize);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern uint ferrollm_session_generate(IntPtr session, byte[] prompt,

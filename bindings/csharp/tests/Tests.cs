@@ -93,16 +93,16 @@ internal static class Tests
     private static void StructLayouts()
     {
         NativeModelParams mp;
-        Native.ferrollm_model_default_params(out mp);
+        Native.DefaultParams(out mp);
         Check(mp.struct_size == Marshal.SizeOf(typeof(NativeModelParams)), "ferrollm_model_params size");
         NativeSessionParams sp;
-        Native.ferrollm_session_default_params(out sp);
+        Native.DefaultParams(out sp);
         Check(sp.struct_size == Marshal.SizeOf(typeof(NativeSessionParams)), "ferrollm_session_params size");
         NativeConvertParams cp;
-        Native.ferrollm_convert_default_params(out cp);
+        Native.DefaultParams(out cp);
         Check(cp.struct_size == Marshal.SizeOf(typeof(NativeConvertParams)), "ferrollm_convert_params size");
         NativeGenerateParams gp;
-        Native.ferrollm_generate_default_params(out gp);
+        Native.DefaultParams(out gp);
         Check(gp.struct_size == Marshal.SizeOf(typeof(NativeGenerateParams)), "ferrollm_generate_params size");
         Check(Marshal.OffsetOf(typeof(NativeGenerateParams), "seed") == (IntPtr)24, "seed offset");
         Check(Marshal.OffsetOf(typeof(NativeGenerateParams), "stop_words") == (IntPtr)40, "stop_words offset");
