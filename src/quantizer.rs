@@ -10,6 +10,9 @@
 //!   for GGJT, with `.gguf` for GGUF and `.bin` for the legacy containers. A path that does not
 //!   exist yet is a file if its last component has an extension, else a folder (created); the seed
 //!   made every non-existing path a folder.
+//! - **Containers**: GGUF sources quantize into GGUF, legacy sources into GGJT or GGML (tensor
+//!   names and layouts differ between the two families; crossing is refused with a message saying
+//!   how to get the other container).
 //! - **Existing target**: not overwritten; its path is returned with `skipped_existing` set and a
 //!   warning logged (the seed's behaviour).
 //! - **Tensor policy** ([`tensor_type`]), llama.cpp's "pure" quantization: weight matrices (tensors
@@ -250,6 +253,22 @@ impl Quantizer {
                     .map(|t| t.name())
                     .collect::<Vec<_>>()
                     .join(", ")
+            )));
+        }
+        // The quantizer keeps the source's tensor names and layouts, which differ between GGUF
+        // (llama.cpp's) and the legacy containers (llm-rs'): crossing families would write a file
+        // neither llama.cpp nor llm-rs can load.
+        let source_is_gguf = self.source.container == Container::Gguf;
+        if source_is_gguf != (container == Container::Gguf) {
+            return Err(Error::unsupported(format!(
+                "{}: cannot quantize a {} file into {}: tensor names and layouts differ between GGUF \
+                 and llm-rs' containers; quantize into {}, or convert the Hugging Face checkpoint \
+                 with the container you want (`ferrollm convert --container {} --type {ty}`)",
+                self.source.path.display(),
+                self.source.container,
+                container,
+                if source_is_gguf { "gguf" } else { "ggjt or ggml" },
+                container
             )));
         }
         let path = target_path(&self.source.path, dst, ty, container)?;

@@ -33,9 +33,9 @@ fn quantize_prints_the_path_last_and_keeps_existing_targets() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let want = dir.path().join("llama-q8_0.gguf");
+    let want = dir.path().join("llama-q8_0-ggjt.bin");
     assert_eq!(stdout.lines().last().unwrap(), want.to_str().unwrap());
-    assert!(want.is_file() && dir.path().join("llama-q8_0.meta").is_file());
+    assert!(want.is_file() && dir.path().join("llama-q8_0-ggjt.meta").is_file());
     let again = ferrollm()
         .arg("quantize")
         .arg(&src)

@@ -330,6 +330,39 @@ fn unwritable_target_is_an_io_error() {
 }
 
 #[test]
+fn crossing_container_families_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_source(dir.path(), "tiny-f16.gguf");
+    let err = quantize(
+        &src.path,
+        None,
+        GgmlType::Q8_0,
+        Container::Ggjt,
+        &mut no_progress(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.message().contains("--container ggjt"), "{err}");
+    let legacy = common::fixture("legacy/gpt2-f16.bin");
+    let err = quantize(
+        &legacy,
+        Some(dir.path()),
+        GgmlType::Q8_0,
+        Container::Gguf,
+        &mut no_progress(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "nothing written"
+    );
+}
+
+#[test]
 fn unknown_target_type_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let src = make_source(dir.path(), "tiny-f16.gguf");

@@ -3,7 +3,7 @@
 use super::jobs::Bar;
 use clap::Args;
 use ferrollm::format::{Container, GgmlType};
-use ferrollm::quantizer::{quantize, TARGET_TYPES};
+use ferrollm::quantizer::{Quantizer, TARGET_TYPES};
 use ferrollm::{Error, Result};
 use std::path::PathBuf;
 
@@ -24,9 +24,10 @@ pub struct QuantizeArgs {
     /// q4_k, q5_k, q6_k.
     #[arg(short = 't', long = "type")]
     pub ty: String,
-    /// Output container: gguf, ggjt or ggml.
-    #[arg(long, default_value = "gguf")]
-    pub container: String,
+    /// Output container: gguf, ggjt or ggml (default: gguf for a GGUF source, ggjt — llm-rs'
+    /// default — for a legacy one).
+    #[arg(long)]
+    pub container: Option<String>,
     /// Print a JSON object describing the result before the path.
     #[arg(long)]
     pub json: bool,
@@ -55,15 +56,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
                     .join(", ")
             ))
         })?;
-    let container = parse_container(&a.container)?;
+    let q = Quantizer::open(&a.source)?;
+    let container = match &a.container {
+        Some(name) => parse_container(name)?,
+        None if q.source().container == Container::Gguf => Container::Gguf,
+        None => Container::Ggjt,
+    };
     let bar = Bar::new();
-    let outcome = quantize(
-        &a.source,
-        a.destination.as_deref(),
-        ty,
-        container,
-        &mut bar.callback(),
-    );
+    let outcome = q.quantize(a.destination.as_deref(), ty, container, &mut bar.callback());
     bar.finish();
     let outcome = outcome?;
     if a.json {
