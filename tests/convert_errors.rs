@@ -307,10 +307,10 @@ fn parameters_and_refusals() {
         &fixture("gpt2"),
         ConvertParams {
             container: Container::Gguf,
-            dtype: GgmlType::Q4_0,
+            dtype: GgmlType::IQ2_XXS,
         },
     );
-    assert_err(&err, ErrorKind::InvalidArgument, &["q4_0"]);
+    assert_err(&err, ErrorKind::InvalidArgument, &["iq2_xxs", "q4_0"]);
     let err = convert_err(
         &fixture("gpt2"),
         ConvertParams {
@@ -398,7 +398,7 @@ fn cli_success_and_failure() {
     assert!(o.stdout.is_empty());
 
     for bad in [
-        &["--dtype", "q4_0"][..],
+        &["--type", "iq2_xxs"][..],
         &["--container", "zip"],
         &["--arch", "falcon"],
     ] {
