@@ -735,11 +735,13 @@ impl<'a> Machine<'a> {
                 };
                 Obj::Tensor(t)
             }
-            Global::StorageType(_) => return Err(Error::unsupported(format!(
+            Global::StorageType(_) => {
+                return Err(Error::unsupported(format!(
                 "pickle offset {}: {} may only appear in a storage's persistent id, not be called",
                 self.op_pos,
                 g.name()
-            ))),
+            )))
+            }
         };
         // REDUCE replaces the callable with its result.
         let n = self.stack.len();

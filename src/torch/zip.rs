@@ -353,3 +353,45 @@ impl ZipArchive {
         Ok(start..end as usize)
     }
 }
+
+/// Writes a zip archive of stored entries in the layout [`ZipArchive::parse`] reads (no zip64, no
+/// data descriptors, CRC left 0 as the reader does not check it). For tests and fuzzing: ferrollm
+/// never writes PyTorch checkpoints. Entries must be smaller than 4 GiB and names shorter than
+/// 64 KiB (it panics otherwise).
+pub fn write_stored(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let offset = u32::try_from(out.len()).expect("archive under 4 GiB");
+        let size = u32::try_from(data.len()).expect("entry under 4 GiB");
+        let name_len = u16::try_from(name.len()).expect("name under 64 KiB");
+        out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version … crc
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // … crc
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&name_len.to_le_bytes());
+        central.extend_from_slice(&[0; 12]); // extra, comment, disk, internal and external attrs
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let cd_offset = u32::try_from(out.len()).expect("archive under 4 GiB");
+    let cd_size = u32::try_from(central.len()).expect("archive under 4 GiB");
+    let n = u16::try_from(entries.len()).expect("under 65536 entries");
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&EOCD_SIG.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
