@@ -32,6 +32,11 @@
 #define FERROLLM_ABI_VERSION 1
 
 /**
+ * An opened Hugging Face model folder, ready to convert. Free with ferrollm_converter_free().
+ */
+typedef struct ferrollm_converter ferrollm_converter;
+
+/**
  * The result of a generation; read it with the ferrollm_generation_* functions and free it with
  * ferrollm_generation_free().
  */
@@ -62,9 +67,61 @@ typedef struct ferrollm_session ferrollm_session;
 typedef uint32_t ferrollm_status;
 
 /**
+ * A file container (`uint32_t`).
+ */
+typedef uint32_t ferrollm_container;
+
+/**
+ * A ggml tensor type id (`uint32_t`), as stored in files.
+ */
+typedef uint32_t ferrollm_type;
+
+/**
+ * Settings for ferrollm_converter_convert(). Initialise with ferrollm_convert_default_params().
+ */
+typedef struct ferrollm_convert_params {
+  uint32_t struct_size;
+  /**
+   * FERROLLM_CONTAINER_GGUF (default), FERROLLM_CONTAINER_GGJT or FERROLLM_CONTAINER_GGML.
+   */
+  ferrollm_container container;
+  /**
+   * Type of the weight matrices: FERROLLM_TYPE_F16 (default) or FERROLLM_TYPE_F32. Norms,
+   * biases and other 1-D tensors stay F32.
+   */
+  ferrollm_type dtype;
+} ferrollm_convert_params;
+
+/**
  * A model architecture (`uint32_t`).
  */
 typedef uint32_t ferrollm_arch;
+
+/**
+ * A progress report passed to a ferrollm_progress_fn; valid only during the call.
+ */
+typedef struct ferrollm_progress {
+  uint32_t struct_size;
+  /**
+   * What is being done: "convert", "quantize", …
+   */
+  const char *stage;
+  /**
+   * The tensor being processed, or "" between tensors.
+   */
+  const char *tensor;
+  /**
+   * Units done so far and the total (tensors, for conversion and quantization).
+   */
+  uint64_t current;
+  uint64_t total;
+} ferrollm_progress;
+
+/**
+ * Called during long work; return false to cancel it (the call then fails with
+ * FERROLLM_ERR_CANCELLED and leaves no output file).
+ */
+typedef bool (*ferrollm_progress_fn)(const struct ferrollm_progress *progress, void *user_data);
 
 /**
  * Settings for ferrollm_model_load(). Initialise with ferrollm_model_default_params().
@@ -180,42 +237,6 @@ typedef bool (*ferrollm_piece_fn)(const char *piece, size_t len, void *user_data
  * Why generation stopped (`uint32_t`).
  */
 typedef uint32_t ferrollm_stop_reason;
-
-/**
- * A ggml tensor type id (`uint32_t`), as stored in files.
- */
-typedef uint32_t ferrollm_type;
-
-/**
- * A file container (`uint32_t`).
- */
-typedef uint32_t ferrollm_container;
-
-/**
- * A progress report passed to a ferrollm_progress_fn; valid only during the call.
- */
-typedef struct ferrollm_progress {
-  uint32_t struct_size;
-  /**
-   * What is being done: "convert", "quantize", …
-   */
-  const char *stage;
-  /**
-   * The tensor being processed, or "" between tensors.
-   */
-  const char *tensor;
-  /**
-   * Units done so far and the total (tensors, for conversion and quantization).
-   */
-  uint64_t current;
-  uint64_t total;
-} ferrollm_progress;
-
-/**
- * Called during long work; return false to cancel it (the call then fails with
- * FERROLLM_ERR_CANCELLED and leaves no output file).
- */
-typedef bool (*ferrollm_progress_fn)(const struct ferrollm_progress *progress, void *user_data);
 
 /**
  * Success.
@@ -385,6 +406,64 @@ uint32_t ferrollm_abi_version(void);
  * `s` is NULL or a string returned by this library and not yet freed.
  */
 void ferrollm_string_free(char *s);
+
+/**
+ * Fills *params with the defaults (and its struct_size).
+ *
+ * # Safety
+ * `params` is NULL or writable.
+ */
+ferrollm_status ferrollm_convert_default_params(struct ferrollm_convert_params *params);
+
+/**
+ * Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index,
+ * tokenizer.json) and detects its architecture from config.json (`architectures[0]`, else
+ * `model_type`). An unsupported architecture gives FERROLLM_ERR_UNSUPPORTED with the list of
+ * supported ones.
+ *
+ * # Safety
+ * `hf_dir` is NUL-terminated; `converter_out` is writable.
+ */
+ferrollm_status ferrollm_converter_open(const char *hf_dir, struct ferrollm_converter **converter_out);
+
+/**
+ * Opens a Hugging Face model folder as architecture `arch` (a manual converter; not
+ * FERROLLM_ARCH_AUTO).
+ *
+ * # Safety
+ * As ferrollm_converter_open().
+ */
+ferrollm_status ferrollm_converter_open_as(const char *hf_dir, ferrollm_arch arch, struct ferrollm_converter **converter_out);
+
+/**
+ * The architecture the converter detected (or was given).
+ *
+ * # Safety
+ * `converter` is live; `arch_out` is writable.
+ */
+ferrollm_status ferrollm_converter_arch(const struct ferrollm_converter *converter, ferrollm_arch *arch_out);
+
+/**
+ * Converts the checkpoint. `out` is a file path (used as is) or a folder, where the name is
+ * llm-rs': `<model-name>-f16.gguf` (`.bin` for legacy containers), the model name being the last
+ * component of `_name_or_path` in config.json, else the folder's name. A `.meta` sidecar is
+ * written beside the output. `params` may be NULL for the defaults. Nothing is left behind on
+ * failure or cancellation. On success *written_path_out (may be NULL) receives the path written,
+ * to be freed with ferrollm_string_free().
+ *
+ * # Safety
+ * `converter` is live; `out` is NUL-terminated; `params` is NULL or valid; `written_path_out` is
+ * NULL or writable.
+ */
+ferrollm_status ferrollm_converter_convert(const struct ferrollm_converter *converter, const char *out, const struct ferrollm_convert_params *params, ferrollm_progress_fn progress, void *user_data, char **written_path_out);
+
+/**
+ * Frees a converter. NULL is accepted.
+ *
+ * # Safety
+ * `converter` is NULL or live and used by no other call.
+ */
+void ferrollm_converter_free(struct ferrollm_converter *converter);
 
 /**
  * Fills *params with the defaults (and its struct_size).

@@ -139,7 +139,8 @@ pub fn generate(
     let mut logits = session.eval(&prompt_tokens, Logits::Last)?;
     let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
     let gen_start = Instant::now();
-    let mut decoder = StreamDecoder::new();
+    // The last prompt token gives the first generated piece its context (a leading space).
+    let mut decoder = StreamDecoder::with_context(&prompt_tokens[prompt_tokens.len() - 1..]);
     let mut stops = StopWords {
         words: &params.stop_words,
         text: String::new(),

@@ -4,6 +4,7 @@
 //! The Rust API is first-class; `ffi` is a thin layer over it and nothing else imports it.
 
 pub mod arch;
+pub mod convert;
 pub mod error;
 pub mod format;
 pub mod generate;

@@ -1,21 +1,37 @@
-//! Tokenizers: Hugging Face `tokenizer.json` (embedded in our GGUF files as
-//! `tokenizer.huggingface.json`, or given as a file) through the `tokenizers` crate, so text is
-//! split exactly as transformers splits it — BOS/EOS are added only where the tokenizer's own
-//! post-processor says so.
+//! Tokenizers, from the best source a model file offers:
+//! 1. a Hugging Face `tokenizer.json` (embedded in our GGUF files as `tokenizer.huggingface.json`,
+//!    or given as a file) through the `tokenizers` crate, so text is split exactly as transformers
+//!    splits it — BOS/EOS are added only where the tokenizer's own post-processor says so;
+//! 2. a GGUF byte-level BPE vocabulary (`tokenizer.ggml.model` "gpt2", with merges), rebuilt as a
+//!    `tokenizers` BPE with GPT-2's byte-level pre-tokenizer and decoder;
+//! 3. a SentencePiece-style vocabulary with scores (`tokenizer.ggml.model` "llama", or the
+//!    vocabulary embedded in a legacy file), see [`spm`].
+//!
+//! For 2 and 3, a BOS is added only when `tokenizer.ggml.add_bos_token` says so (default: for
+//! "llama" vocabularies), never for every architecture.
 //!
 //! Streaming: [`StreamDecoder`] turns generated ids into text pieces that are always valid UTF-8,
 //! holding back a token whose bytes end in an incomplete character (the decoder's output ends in
 //! U+FFFD) until the next token completes it.
 
+pub mod spm;
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::ModelFile;
+use crate::format::{vocab::token_bytes, ModelFile, Value};
 use std::path::Path;
+
+enum Kind {
+    Hf(Box<tokenizers::Tokenizer>),
+    Spm(Box<spm::SpmVocab>),
+}
 
 /// A tokenizer for a model.
 pub struct Tokenizer {
-    hf: Box<tokenizers::Tokenizer>,
+    kind: Kind,
     bos: Option<u32>,
     eos: Option<u32>,
+    /// For vocabulary-built tokenizers: put the BOS in front when asked for special tokens.
+    add_bos: bool,
 }
 
 fn hf_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -37,9 +53,10 @@ impl Tokenizer {
 
     fn from_hf(hf: tokenizers::Tokenizer) -> Tokenizer {
         Tokenizer {
-            hf: Box::new(hf),
+            kind: Kind::Hf(Box::new(hf)),
             bos: None,
             eos: None,
+            add_bos: false,
         }
     }
 
@@ -55,36 +72,140 @@ impl Tokenizer {
 
     /// The tokenizer stored in a model file, if any: `tokenizer.huggingface.json` (GGUF).
     pub fn from_model_file(file: &ModelFile) -> Result<Option<Tokenizer>> {
-        let Some(json) = file.metadata.get_str("tokenizer.huggingface.json") else {
-            return Ok(None);
-        };
-        let t = Self::from_hf_json(
-            json,
-            &format!("{}: tokenizer.huggingface.json", file.path.display()),
-        )?;
-        Ok(Some(t.with_special_ids_from(file)))
+        let what = |k: &str| format!("{}: {k}", file.path.display());
+        if let Some(json) = file.metadata.get_str("tokenizer.huggingface.json") {
+            let t = Self::from_hf_json(json, &what("tokenizer.huggingface.json"))?;
+            return Ok(Some(t.with_special_ids_from(file)));
+        }
+        let md = &file.metadata;
+        let model = md.get_str("tokenizer.ggml.model");
+        let add_bos = md.get_bool("tokenizer.ggml.add_bos_token");
+        if let Some(tokens) = md.get_array("tokenizer.ggml.tokens") {
+            let strings: Vec<&str> = tokens
+                .iter()
+                .map(|t| {
+                    t.as_str().ok_or_else(|| {
+                        hf_error(&what("tokenizer.ggml.tokens"), "not an array of strings")
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let kinds: Vec<i64> = md
+                .get_array("tokenizer.ggml.token_type")
+                .map(|a| a.iter().map(|v| v.as_i64().unwrap_or(1)).collect())
+                .unwrap_or_default();
+            let mut t = match model {
+                Some("gpt2") => Self::from_gguf_bpe(md, &strings, &kinds).map_err(|e| e.context(what("tokenizer.ggml")))?,
+                Some("llama") => {
+                    let bytes = strings.iter().enumerate().map(|(i, s)| token_bytes("llama", s, kinds.get(i).copied().unwrap_or(1))).collect();
+                    let scores = md.get_array("tokenizer.ggml.scores").map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect()).unwrap_or_default();
+                    let add_space = md.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+                    Tokenizer { kind: Kind::Spm(Box::new(spm::SpmVocab::new(bytes, scores, kinds, add_space)?)), bos: None, eos: None, add_bos: add_bos.unwrap_or(true) }
+                }
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "{}: tokenizer.ggml.model {other:?} is not supported (gpt2 and llama are); pass a tokenizer.json",
+                        file.path.display()
+                    )))
+                }
+            };
+            if model == Some("gpt2") {
+                t.add_bos = add_bos.unwrap_or(false);
+            }
+            return Ok(Some(t.with_special_ids_from(file)));
+        }
+        if let Some(v) = &file.legacy_vocab {
+            // llm-rs' embedded vocabulary: raw bytes, scores in GGMF/GGJT files. LLaMA-style
+            // vocabularies (SentencePiece) get the space prefix; byte-level ones do not.
+            let spm_style = file.architecture() == Some("llama");
+            let kinds = vec![1; v.tokens.len()];
+            let vocab = spm::SpmVocab::new(v.tokens.clone(), v.scores.clone(), kinds, spm_style)?;
+            let t = Tokenizer {
+                kind: Kind::Spm(Box::new(vocab)),
+                bos: None,
+                eos: None,
+                add_bos: spm_style,
+            };
+            return Ok(Some(t.with_special_ids_from(file)));
+        }
+        Ok(None)
+    }
+
+    /// GGUF byte-level BPE (`tokenizer.ggml.model` "gpt2"): tokens, merges and control tokens
+    /// rebuilt as a `tokenizers` BPE with GPT-2's byte-level pre-tokenizer and decoder.
+    fn from_gguf_bpe(
+        md: &crate::format::Metadata,
+        tokens: &[&str],
+        kinds: &[i64],
+    ) -> Result<Tokenizer> {
+        use tokenizers::models::bpe::{Merges, Vocab, BPE};
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i as u32))
+            .collect();
+        let merges: Merges = md
+            .get_array("tokenizer.ggml.merges")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|m| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| Error::unsupported(format!("cannot build the BPE model: {e}")))?;
+        let mut hf = tokenizers::Tokenizer::new(bpe);
+        hf.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        hf.with_decoder(Some(ByteLevel::default()));
+        let specials: Vec<tokenizers::AddedToken> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| matches!(kinds.get(*i), Some(3 | 4)))
+            .map(|(_, t)| tokenizers::AddedToken::from(t.to_string(), true))
+            .collect();
+        hf.add_special_tokens(&specials);
+        Ok(Self::from_hf(hf))
     }
 
     /// Token ids of `text`; with `add_special`, the tokenizer's own special tokens (e.g. LLaMA's
     /// BOS) are added as transformers would.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .hf
-            .encode_fast(text, add_special)
-            .map_err(|e| Error::invalid_argument(format!("cannot tokenize the text: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        let mut ids = match &self.kind {
+            Kind::Hf(hf) => {
+                let enc = hf.encode_fast(text, add_special).map_err(|e| {
+                    Error::invalid_argument(format!("cannot tokenize the text: {e}"))
+                })?;
+                enc.get_ids().to_vec()
+            }
+            Kind::Spm(v) => v.encode(text),
+        };
+        if let (true, true, Some(b)) = (add_special, self.add_bos, self.bos) {
+            ids.insert(0, b);
+        }
+        Ok(ids)
     }
 
-    /// The text of `ids` (special tokens included).
+    /// The text of `ids` (special tokens included for Hugging Face tokenizers; control tokens of
+    /// vocabulary-built ones decode as nothing). Bytes that are not valid UTF-8 become U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.hf
-            .decode(ids, false)
-            .map_err(|e| Error::invalid_argument(format!("cannot decode tokens: {e}")))
+        match &self.kind {
+            Kind::Hf(hf) => hf
+                .decode(ids, false)
+                .map_err(|e| Error::invalid_argument(format!("cannot decode tokens: {e}"))),
+            Kind::Spm(v) => Ok(String::from_utf8_lossy(&v.decode_bytes(ids)?).into_owned()),
+        }
     }
 
     /// Number of tokens the tokenizer knows (added tokens included).
     pub fn vocab_size(&self) -> usize {
-        self.hf.get_vocab_size(true)
+        match &self.kind {
+            Kind::Hf(hf) => hf.get_vocab_size(true),
+            Kind::Spm(v) => v.len(),
+        }
     }
     pub fn bos(&self) -> Option<u32> {
         self.bos
@@ -95,7 +216,12 @@ impl Tokenizer {
     }
     /// The string of one token, as the vocabulary spells it.
     pub fn token_text(&self, id: u32) -> Option<String> {
-        self.hf.id_to_token(id)
+        match &self.kind {
+            Kind::Hf(hf) => hf.id_to_token(id),
+            Kind::Spm(v) => v
+                .token_bytes(id)
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+        }
     }
 }
 
@@ -110,6 +236,15 @@ pub struct StreamDecoder {
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
+    }
+    /// A decoder whose first pieces are decoded after `context` (e.g. the end of the prompt), so
+    /// that a leading space of the first generated token is kept.
+    pub fn with_context(context: &[u32]) -> Self {
+        StreamDecoder {
+            ids: context.to_vec(),
+            prefix_offset: 0,
+            read_offset: context.len(),
+        }
     }
     /// Adds a token; returns the new complete text it makes available, if any.
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<Option<String>> {

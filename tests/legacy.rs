@@ -476,6 +476,8 @@ fn malformed_files_are_format_errors() {
                                                    // First tensor: n_dims 2, name "model/wte" (9 bytes); data after 12 + 8 + 9 bytes.
     assert_eq!(&gpt2[t0 + 20..t0 + 29], b"model/wte");
 
+    // No tensors at all.
+    expect_format(gpt2[..t0].to_vec(), g, &["no tensors"]);
     // Truncated at several points.
     expect_format(gpt2[..3].to_vec(), g, &["too short"]);
     for cut in [

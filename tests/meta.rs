@@ -31,6 +31,14 @@ fn reads_llm_rs_sidecars() {
     assert_eq!(m.container, Container::Ggjt);
     assert_eq!(m.converter, "llm-rs");
     assert_eq!(m.base_model.as_deref(), Some("tiny-random-llama"));
+    assert_eq!(
+        Meta::read_for_model(&fixture("llama-q4_0-ggjt.bin")).unwrap(),
+        Some(m)
+    );
+    assert_eq!(
+        Meta::read_for_model(Path::new("/nonexistent/x.bin")).unwrap(),
+        None
+    );
     let m = Meta::read(&fixture("gptneox-f16.meta")).unwrap();
     assert_eq!(m.model, Architecture::GptNeoX);
     assert_eq!(m.quantization, GgmlType::F16);

@@ -158,8 +158,14 @@ fn bytes_and_values_equal_gguf() {
 
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut report: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for (ty, case, expect, path) in &jobs {
         checked += 1;
+        let before = failures.len();
+        let key = match expect {
+            Expect::Bytes(_) => format!("{ty:>5} quantize"),
+            Expect::Values(_) => format!("{ty:>5} dequantize"),
+        };
         match expect {
             Expect::Bytes(ours) => {
                 let theirs = std::fs::read(path).unwrap();
@@ -185,6 +191,13 @@ fn bytes_and_values_equal_gguf() {
                 }
             }
         }
+        let e = report.entry(key).or_default();
+        e.0 += (failures.len() == before) as usize;
+        e.1 += 1;
+    }
+    eprintln!("per-type results against gguf.quants:");
+    for (k, (ok, total)) in &report {
+        eprintln!("  {k}: {ok}/{total} cases identical");
     }
     assert!(checked > 200);
     assert!(

@@ -1,5 +1,7 @@
 //! The `ferrollm` command-line tool.
 
+#[path = "ferrollm/convert.rs"]
+mod convert;
 #[path = "ferrollm/jobs.rs"]
 mod jobs;
 #[path = "ferrollm/quantize.rs"]
@@ -40,6 +42,7 @@ enum Command {
         json: bool,
     },
     Quantize(quantize::QuantizeArgs),
+    Convert(convert::ConvertArgs),
     #[command(flatten)]
     Run(run::RunCommand),
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Quantize(a) => quantize::run(a),
+        Command::Convert(a) => convert::run(a),
         Command::Run(cmd) => run::run(cmd),
     };
     match result {

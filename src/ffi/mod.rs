@@ -9,9 +9,11 @@
 #![allow(non_camel_case_types)]
 
 pub mod args;
+pub mod convert;
 pub mod model;
 pub mod quantize;
 
+pub use convert::*;
 pub use model::*;
 pub use quantize::*;
 

@@ -688,6 +688,13 @@ fn parse(
         });
     }
 
+    if tensors.is_empty() {
+        return Err(cur.err(format_args!(
+            "the file ends after the vocabulary (offset {}): it holds no tensors",
+            cur.pos
+        )));
+    }
+
     // Block layouts older than quantization version 2 / GGJT v3 are not today's.
     let old_layout = match format.container {
         Container::Ggjt => format.version < 3,

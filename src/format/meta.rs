@@ -167,6 +167,15 @@ impl Meta {
         Self::parse_at(path, &bytes)
     }
 
+    /// Reads the sidecar of `model_path` if there is one (`Ok(None)` when there is none).
+    pub fn read_for_model(model_path: &Path) -> Result<Option<Meta>> {
+        let path = meta_path_for(model_path);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::read(&path).map(Some)
+    }
+
     /// Describes a model file truthfully: its architecture, container and main tensor type.
     pub fn describe(model: &ModelFile, base_model: Option<String>) -> Result<Meta> {
         let arch = model

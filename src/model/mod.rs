@@ -2,6 +2,7 @@
 //! weights found in the file (`weights.rs`).
 
 pub mod forward;
+pub mod legacy_names;
 pub mod matmul;
 pub mod ops;
 pub mod spec;
@@ -102,7 +103,7 @@ impl Model {
     }
 
     /// Builds a model over an opened file.
-    pub fn from_file(file: ModelFile, arch_override: Option<Architecture>) -> Result<Model> {
+    pub fn from_file(mut file: ModelFile, arch_override: Option<Architecture>) -> Result<Model> {
         let arch = match (file.architecture(), arch_override) {
             (Some(name), _) => Architecture::from_name(name).ok_or_else(|| {
                 Error::unsupported(format!(
@@ -119,6 +120,14 @@ impl Model {
                 )))
             }
         };
+        let legacy = file.container != crate::format::Container::Gguf;
+        if legacy {
+            for t in &mut file.tensors {
+                if let Some(name) = legacy_names::gguf_name(arch, &t.name) {
+                    t.name = name;
+                }
+            }
+        }
         let embd = file.tensor("token_embd.weight").ok_or_else(|| {
             Error::new(
                 ErrorKind::Format,
@@ -132,7 +141,8 @@ impl Model {
         let spec = Spec::from_metadata(arch, &file.metadata, n_vocab)
             .map_err(|e| e.context(file.path.display()))?;
         let file = Arc::new(file);
-        let weights = Weights::load(&file, &spec)?;
+        let interleaved_qkv = legacy && legacy_names::interleaved_qkv(arch);
+        let weights = Weights::load(&file, &spec, interleaved_qkv)?;
         let alibi = match spec.position {
             spec::Position::Alibi { max_bias, rule } => {
                 ops::alibi_slopes(spec.n_head, max_bias, rule)

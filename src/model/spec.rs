@@ -139,7 +139,13 @@ impl Spec {
             Architecture::Llama => (NormKind::RmsNorm, "attention.layer_norm_rms_epsilon"),
             _ => (NormKind::LayerNorm, "attention.layer_norm_epsilon"),
         };
-        let norm_eps = float(meta, arch, eps_key).unwrap_or(1e-5);
+        // Defaults for files that do not say (legacy files): transformers' config defaults.
+        let default_eps = if arch == Architecture::Llama {
+            1e-6
+        } else {
+            1e-5
+        };
+        let norm_eps = float(meta, arch, eps_key).unwrap_or(default_eps);
         let rope = |style: RopeStyle| -> Result<Position> {
             let n_rot = match meta.get_u64(&key(arch, "rope.dimension_count")) {
                 Some(_) => required(meta, arch, "rope.dimension_count")?,

@@ -195,7 +195,9 @@ fn missing(file: &ModelFile, name: &str) -> Error {
 
 impl Weights {
     /// Finds every weight of `spec` in `file` (llama.cpp's GGUF tensor names) and checks its shape.
-    pub fn load(file: &Arc<ModelFile>, spec: &Spec) -> Result<Weights> {
+    /// With `interleaved_qkv`, fused QKV tensors are stored per head (`[head][q,k,v][head_dim]`
+    /// rows, GPT-NeoX's layout in legacy files) and are reordered into `[q; k; v]` here.
+    pub fn load(file: &Arc<ModelFile>, spec: &Spec, interleaved_qkv: bool) -> Result<Weights> {
         let l = Loader { file };
         let d = spec.n_embd;
         let token_embd = l.matrix("token_embd.weight", d, spec.n_vocab)?;
@@ -216,7 +218,12 @@ impl Weights {
         for i in 0..spec.n_layer {
             let p = |s: &str| format!("blk.{i}.{s}");
             let qkv = if l.find(&p("attn_qkv.weight")).is_some() {
-                Qkv::Fused(l.linear(&p("attn_qkv"), d, qd + 2 * kvd)?)
+                let lin = l.linear(&p("attn_qkv"), d, qd + 2 * kvd)?;
+                Qkv::Fused(if interleaved_qkv {
+                    deinterleave_qkv(lin, spec)?
+                } else {
+                    lin
+                })
             } else {
                 Qkv::Separate {
                     q: l.linear(&p("attn_q"), d, qd)?,
@@ -263,9 +270,38 @@ impl Weights {
     }
 }
 
+/// Reorders the rows of a per-head interleaved QKV projection (`[head][q,k,v][head_dim]`) into
+/// `[q heads; k heads; v heads]`, as llama.cpp's converter does for GPT-NeoX. Rows are independent
+/// runs of bytes in every ggml type, so this works on quantized weights too.
+fn deinterleave_qkv(lin: Linear, spec: &Spec) -> Result<Linear> {
+    let (nh, hd) = (spec.n_head, spec.head_dim);
+    if spec.n_head_kv != nh {
+        return Err(Error::unsupported(
+            "an interleaved QKV layout with grouped-query attention",
+        ));
+    }
+    // Target row (j, h, d) comes from source row (h, j, d).
+    let source_row = |r: usize| {
+        let (j, rest) = (r / (nh * hd), r % (nh * hd));
+        let (h, d) = (rest / hd, rest % hd);
+        h * 3 * hd + j * hd + d
+    };
+    let w = &lin.w;
+    let mut bytes = Vec::with_capacity(w.bytes().len());
+    for r in 0..w.rows {
+        bytes.extend_from_slice(w.row(source_row(r)));
+    }
+    let b = lin
+        .b
+        .map(|b| (0..b.len()).map(|r| b[source_row(r)]).collect());
+    Ok(Linear {
+        w: Matrix::owned(w.ty, w.rows, w.cols, bytes)?,
+        b,
+    })
+}
+
 impl Matrix {
     /// A matrix over owned bytes (a layout rewritten at load time).
-    #[allow(dead_code)]
     pub fn owned(ty: GgmlType, rows: usize, cols: usize, bytes: Vec<u8>) -> Result<Matrix> {
         let row_size = ty
             .row_size(cols as u64)

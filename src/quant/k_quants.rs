@@ -30,6 +30,17 @@ use crate::quant::math::nearest_int;
 
 const GROUP_MAX_EPS: f32 = 1e-15;
 
+/// `N` elements of `s` from `at`, as an array (fixed sizes let the compiler drop bounds checks).
+#[inline(always)]
+fn sub<T, const N: usize>(s: &[T], at: usize) -> &[T; N] {
+    s[at..at + N].try_into().unwrap()
+}
+
+#[inline(always)]
+fn sub_mut<T, const N: usize>(s: &mut [T], at: usize) -> &mut [T; N] {
+    (&mut s[at..at + N]).try_into().unwrap()
+}
+
 /// Q4_K/Q5_K 6-bit scale `j` (0..8) and min from the 12 packed bytes (ggml's `get_scale_min_k4`).
 #[inline]
 pub fn get_scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
@@ -59,7 +70,7 @@ pub fn q3k_scales(s: &[u8; 12]) -> [i8; 16] {
 
 /// ggml's `make_qx_quants` for `rmse_type == 1` without importance weights (the only case the
 /// reference quantizers use): levels in `L` (offset by `nmax`) and the scale.
-fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
+fn make_qx_quants_rmse1<const N: usize>(nmax: i32, x: &[f32; N], levels: &mut [i8; N]) -> f32 {
     let (amax, max) = crate::quant::simple::signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         levels.fill(0);
@@ -106,7 +117,7 @@ fn make_qx_quants_rmse1(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
 
 /// ggml's `make_q3_quants` with `do_rmse` (the reference quantizer's only use): weights x², then up
 /// to five passes moving single levels while that lowers the weighted error.
-fn make_q3_quants_rmse(nmax: i32, x: &[f32], levels: &mut [i8]) -> f32 {
+fn make_q3_quants_rmse<const N: usize>(nmax: i32, x: &[f32; N], levels: &mut [i8; N]) -> f32 {
     let (amax, max) = crate::quant::simple::signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         levels.fill(0);
@@ -171,8 +182,13 @@ struct Qkx2 {
 /// ggml's `make_qkx2_quants`: an asymmetric (scale, min) fit of `x` with levels 0..=nmax, searching
 /// `nstep + 1` candidate scales around `nmax / (max - min)` for the least weighted error. Returns
 /// `(scale, -min)`; the levels go to `levels`.
-fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], levels: &mut [u8]) -> (f32, f32) {
-    let n = x.len();
+fn make_qkx2_quants<const N: usize>(
+    p: &Qkx2,
+    x: &[f32; N],
+    weights: &[f32; N],
+    levels: &mut [u8; N],
+) -> (f32, f32) {
+    let n = N;
     let mut min = x[0];
     let mut max = x[0];
     let mut sum_w = weights[0];
@@ -206,8 +222,7 @@ fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], levels: &mut [u8]) -> 
         let diff = scale * l as f32 + min - x[i];
         best_error += weights[i] * error(diff);
     }
-    let mut aux = [0u8; 32];
-    let aux = &mut aux[..n];
+    let mut aux = [0u8; N];
     for is in 0..=p.nstep {
         iscale = (p.rmin + p.rdelta * is as f32 + nmaxf) / (max - min);
         let mut sum_l = 0.0f32;
@@ -236,7 +251,7 @@ fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], levels: &mut [u8]) -> 
                 cur_error += weights[i] * error(diff);
             }
             if cur_error < best_error {
-                levels.copy_from_slice(aux);
+                *levels = aux;
                 best_error = cur_error;
                 scale = this_scale;
                 min = this_min;
@@ -287,13 +302,13 @@ impl BlockFormat for BlockQ2K {
             let mut max_scale = 0.0f32;
             let mut max_min = 0.0f32;
             for j in 0..16 {
-                let xs = &x[16 * j..16 * j + 16];
+                let xs: &[f32; 16] = sub(x, 16 * j);
                 let mut weights = [0.0f32; 16];
                 for (w, &v) in weights.iter_mut().zip(xs) {
                     *w = v.abs();
                 }
                 let (scale, min) =
-                    make_qkx2_quants(&params, xs, &weights, &mut levels[16 * j..16 * j + 16]);
+                    make_qkx2_quants(&params, xs, &weights, sub_mut(&mut levels, 16 * j));
                 scales[j] = scale;
                 mins[j] = min;
                 if scale > max_scale {
@@ -372,11 +387,8 @@ impl BlockFormat for BlockQ3K {
             let mut max_scale = 0.0f32;
             let mut amax = 0.0f32;
             for j in 0..16 {
-                scales[j] = make_q3_quants_rmse(
-                    4,
-                    &x[16 * j..16 * j + 16],
-                    &mut levels[16 * j..16 * j + 16],
-                );
+                scales[j] =
+                    make_q3_quants_rmse::<16>(4, sub(x, 16 * j), sub_mut(&mut levels, 16 * j));
                 let scale = scales[j].abs();
                 if scale > amax {
                     amax = scale;
@@ -459,7 +471,7 @@ fn quantize_qk_asym(
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..8 {
-        let xs = &x[32 * j..32 * j + 32];
+        let xs: &[f32; 32] = sub(x, 32 * j);
         let mut sum_x2 = 0.0f32;
         for &v in xs {
             sum_x2 += v * v;
@@ -469,7 +481,7 @@ fn quantize_qk_asym(
         for (w, &v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
         }
-        let (scale, min) = make_qkx2_quants(p, xs, &weights, &mut levels[32 * j..32 * j + 32]);
+        let (scale, min) = make_qkx2_quants(p, xs, &weights, sub_mut(levels, 32 * j));
         scales[j] = scale;
         mins[j] = min;
         if scale > max_scale {
@@ -671,11 +683,8 @@ impl BlockFormat for BlockQ6K {
             let mut max_scale = 0.0f32;
             let mut max_abs_scale = 0.0f32;
             for ib in 0..16 {
-                let scale = make_qx_quants_rmse1(
-                    32,
-                    &x[16 * ib..16 * ib + 16],
-                    &mut levels[16 * ib..16 * ib + 16],
-                );
+                let scale =
+                    make_qx_quants_rmse1::<16>(32, sub(x, 16 * ib), sub_mut(&mut levels, 16 * ib));
                 scales[ib] = scale;
                 if scale.abs() > max_abs_scale {
                     max_abs_scale = scale.abs();

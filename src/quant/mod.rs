@@ -114,6 +114,12 @@ fn dequantize_blocks<B: BlockFormat>(src: &[u8], dst: &mut [f32]) {
 
 /// Quantizes `src` (length a multiple of `ty.block_size()`) into `dst` (length
 /// `ty.row_size(src.len())`), exactly as ggml's `quantize_row_*_ref` (see the module documentation).
+///
+/// Every byte of `dst` is written (where ggml leaves the `bsums` of an all-zero Q8_K block
+/// unwritten, we write zeros). Blocks so small that ggml's inverse scale overflows, and inputs with
+/// NaN or inf, give the bytes an x86-64 build of ggml gives (on other platforms too, except that a
+/// NaN scale created by arithmetic on inf, e.g. `0 × inf`, takes the platform's default-NaN sign).
+/// docs/QUANTIZATION.md lists the facts relied on and the comparisons with gguf-py and libggml.
 pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
     if !can_quantize(ty) {
         return Err(unsupported("quantize", ty));
@@ -197,6 +203,11 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
 
 /// Dot product of one weight row (type `ty`, `n` values) with one activation row already in
 /// [`vec_dot_type`]`(ty)` (or little-endian f32 bytes for F32/F16/BF16 weights).
+///
+/// The activation row is meant to come from [`quantize`]: as in ggml, the kernels rely on its
+/// invariants (quants in −127..=127, Q8_1's `s` and Q8_K's `bsums` matching the quants); other
+/// bytes give a wrong number, never undefined behaviour. Results of different kernel sets differ
+/// only by float summation order.
 pub fn vec_dot(ty: GgmlType, n: usize, weights: &[u8], activations: &[u8]) -> Result<f32> {
     dot_with(kernels::get(), ty, n, weights, activations)
 }

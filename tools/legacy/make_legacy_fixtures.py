@@ -20,6 +20,11 @@ in 5.x):
     # /opt/fvenv has: llm-rs==0.2.15 torch==2.15.0 numpy==2.4.6 blake3==1.0.11
 
 Run:  /opt/llmrs-venv/bin/python tools/legacy/make_legacy_fixtures.py tests/fixtures/legacy
+
+The f16 files and their sidecars come out byte-identical on every run; the quantized ones do not,
+because llm-rs' quantizer lists the tensors in hash-map order (their expected facts do not depend
+on the order). llm-rs writes no GGMF file: the tests derive one from the GPT-2 GGML fixture by the
+documented layout.
 """
 
 import json

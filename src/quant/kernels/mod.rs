@@ -1,8 +1,8 @@
 //! Dot-product and activation-quantization kernels, chosen once per process.
 //!
-//! [`scalar`] is the reference. On x86-64, [`avx2`] is used when the CPU has AVX2, FMA and F16C
+//! [`scalar`] is the reference. On x86-64, `avx2` is used when the CPU has AVX2, FMA and F16C
 //! (checked once with `is_x86_feature_detected!`; the crate is never built with
-//! `target-cpu=native`, so a shipped library runs on any x86-64). On aarch64, [`neon`] (NEON is
+//! `target-cpu=native`, so a shipped library runs on any x86-64). On aarch64, `neon` (NEON is
 //! part of the aarch64 baseline). Setting `FERROLLM_KERNELS=scalar` in the environment before the
 //! first call forces the scalar kernels (for debugging and benchmarks).
 //!

@@ -6,8 +6,11 @@
 //! against f32 activations) accumulate each f32 product in f64, as ggml's `ggml_vec_dot_f32`/`_f16`
 //! scalar code does.
 
+// Index loops mirror ggml's index arithmetic.
+#![allow(clippy::needless_range_loop)]
+
 use crate::quant::blocks::*;
-use crate::quant::k_quants::{get_scale_min_k4, q3k_scales, q6k_value};
+use crate::quant::k_quants::{get_scale_min_k4, q3k_scales};
 use crate::quant::simple::unpack_q5;
 
 #[inline]
@@ -129,21 +132,45 @@ pub fn dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
         let dall = y.d.get() * x.d.to_f32();
         let dmin = y.d.get() * x.dmin.to_f32();
         let mut isum = 0i32;
-        for (i, &a) in y.qs.iter().enumerate() {
-            // value 128*h + 32*s + 16*k + l: bits 2*s of qs[32*h + 16*k + l], scale 8*h + 2*s + k
-            let (h, s, k, l) = (i / 128, (i / 32) % 4, (i / 16) % 2, i % 16);
-            let q = (x.qs[32 * h + 16 * k + l] >> (2 * s)) & 3;
-            isum += (x.scales[8 * h + 2 * s + k] & 0x0f) as i32 * q as i32 * a as i32;
+        // values 128*h + 32*s + 16*k + l: bits 2*s of qs[32*h + 16*k + l], scale 8*h + 2*s + k
+        for h in 0..2 {
+            for s in 0..4 {
+                for k in 0..2 {
+                    let q2 = &x.qs[32 * h + 16 * k..32 * h + 16 * k + 16];
+                    let q8 = &y.qs[128 * h + 32 * s + 16 * k..128 * h + 32 * s + 16 * k + 16];
+                    let isuml: i32 = q2
+                        .iter()
+                        .zip(q8)
+                        .map(|(&q, &a)| ((q >> (2 * s)) & 3) as i32 * a as i32)
+                        .sum();
+                    isum += (x.scales[8 * h + 2 * s + k] & 0x0f) as i32 * isuml;
+                }
+            }
         }
         sumf += dall * isum as f32 - dmin * summs as f32;
     }
     sumf
 }
 
-/// ggml's eight-lane float accumulation of the Q3_K…Q6_K generic kernels: `aux32[l]` collects the
-/// products of every value whose index is `l` modulo 8, each times its sub-block scale.
+/// ggml's eight-lane accumulation of the Q3_K…Q6_K generic kernels: with the block's values
+/// unpacked to `levels`, `aux32[l]` collects, for every value whose index is `l` modulo 8, its
+/// product with the activation times its sub-block scale (`scale(i / 16)` for 16-value groups).
 #[inline]
-fn lanes(sums: &mut [f32; 8], d: f32, aux32: &[i32; 8]) {
+fn lane_sums(levels: &[i8; QK_K], q8: &[i8; QK_K], scale: impl Fn(usize) -> i32) -> [i32; 8] {
+    let mut aux32 = [0i32; 8];
+    for (g, (a, b)) in levels.chunks_exact(16).zip(q8.chunks_exact(16)).enumerate() {
+        let sc = scale(g);
+        for half in 0..2 {
+            for l in 0..8 {
+                aux32[l] += sc * (a[8 * half + l] as i32 * b[8 * half + l] as i32);
+            }
+        }
+    }
+    aux32
+}
+
+#[inline]
+fn add_lanes(sums: &mut [f32; 8], d: f32, aux32: &[i32; 8]) {
     for l in 0..8 {
         sums[l] += d * aux32[l] as f32;
     }
@@ -152,31 +179,31 @@ fn lanes(sums: &mut [f32; 8], d: f32, aux32: &[i32; 8]) {
 pub fn dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     for (x, y) in x.iter().zip(y) {
-        let sc = q3k_scales(&x.scales);
-        let mut aux32 = [0i32; 8];
-        for (i, &a) in y.qs.iter().enumerate() {
-            let (h, s, m) = (i / 128, (i / 32) % 4, i % 32);
-            let q = ((x.qs[32 * h + m] >> (2 * s)) & 3) as i32;
-            let high = if x.hmask[m] & (1 << (4 * h + s)) != 0 {
-                0
-            } else {
-                4
-            };
-            aux32[i % 8] += (sc[i / 16] as i32 - 32) * ((q - high) * a as i32);
+        let mut levels = [0i8; QK_K];
+        // value 128*h + 32*s + m: bits 2*s of qs[32*h + m], high bit 4*h + s of hmask[m]
+        for (g, out) in levels.chunks_exact_mut(32).enumerate() {
+            let (h, s) = (g / 4, g % 4);
+            let (q3, bit) = (&x.qs[32 * h..32 * h + 32], 1u8 << g);
+            for m in 0..32 {
+                let q = ((q3[m] >> (2 * s)) & 3) as i8;
+                out[m] = q - if x.hmask[m] & bit != 0 { 0 } else { 4 };
+            }
         }
-        lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
+        let sc = q3k_scales(&x.scales);
+        let aux32 = lane_sums(&levels, &y.qs, |g| sc[g] as i32 - 32);
+        add_lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
     }
     sums.iter().fold(0.0f32, |acc, &s| acc + s)
 }
 
-/// Shared by Q4_K/Q5_K: `value(i)` is the unsigned level of value `i`.
+/// Shared by Q4_K/Q5_K once their levels are unpacked.
 #[inline]
 fn dot_qk_asym(
     scales: &[u8; 12],
     d: f32,
     dmin: f32,
+    levels: &[i8; QK_K],
     y: &BlockQ8K,
-    value: impl Fn(usize) -> i32,
     sums: &mut [f32; 8],
     sumf: &mut f32,
 ) {
@@ -188,11 +215,8 @@ fn dot_qk_asym(
         mins[j] = m as i32;
     }
     let sumi: i32 = (0..16).map(|j| y.bsums[j].get() as i32 * mins[j / 2]).sum();
-    let mut aux32 = [0i32; 8];
-    for (i, &a) in y.qs.iter().enumerate() {
-        aux32[i % 8] += sc[i / 32] * (a as i32 * value(i));
-    }
-    lanes(sums, d * y.d.get(), &aux32);
+    let aux32 = lane_sums(levels, &y.qs, |g| sc[g / 2]);
+    add_lanes(sums, d * y.d.get(), &aux32);
     *sumf -= dmin * y.d.get() * sumi as f32;
 }
 
@@ -200,16 +224,20 @@ pub fn dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     for (x, y) in x.iter().zip(y) {
-        let value = |i: usize| {
-            let b = x.qs[32 * (i / 64) + i % 32];
-            (if (i / 32) % 2 == 0 { b & 0x0f } else { b >> 4 }) as i32
-        };
+        let mut levels = [0i8; QK_K];
+        for (c, out) in levels.chunks_exact_mut(64).enumerate() {
+            let q = &x.qs[32 * c..32 * c + 32];
+            for l in 0..32 {
+                out[l] = (q[l] & 0x0f) as i8;
+                out[l + 32] = (q[l] >> 4) as i8;
+            }
+        }
         dot_qk_asym(
             &x.scales,
             x.d.to_f32(),
             x.dmin.to_f32(),
+            &levels,
             y,
-            value,
             &mut sums,
             &mut sumf,
         );
@@ -221,22 +249,21 @@ pub fn dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     for (x, y) in x.iter().zip(y) {
-        let value = |i: usize| {
-            let b = x.qs[32 * (i / 64) + i % 32];
-            let low = if (i / 32) % 2 == 0 { b & 0x0f } else { b >> 4 };
-            let high = if x.qh[i % 32] & (1 << (i / 32)) != 0 {
-                16
-            } else {
-                0
-            };
-            (low + high) as i32
-        };
+        let mut levels = [0i8; QK_K];
+        for (c, out) in levels.chunks_exact_mut(64).enumerate() {
+            let q = &x.qs[32 * c..32 * c + 32];
+            let (u1, u2) = (1u8 << (2 * c), 2u8 << (2 * c));
+            for l in 0..32 {
+                out[l] = ((q[l] & 0x0f) + if x.qh[l] & u1 != 0 { 16 } else { 0 }) as i8;
+                out[l + 32] = ((q[l] >> 4) + if x.qh[l] & u2 != 0 { 16 } else { 0 }) as i8;
+            }
+        }
         dot_qk_asym(
             &x.scales,
             x.d.to_f32(),
             x.dmin.to_f32(),
+            &levels,
             y,
-            value,
             &mut sums,
             &mut sumf,
         );
@@ -247,11 +274,19 @@ pub fn dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
 pub fn dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     for (x, y) in x.iter().zip(y) {
-        let mut aux32 = [0i32; 8];
-        for (i, &a) in y.qs.iter().enumerate() {
-            aux32[i % 8] += x.scales[i / 16] as i32 * (a as i32 * q6k_value(x, i) as i32);
+        let mut levels = [0i8; QK_K];
+        for h in 0..2 {
+            let (ql, qh) = (&x.ql[64 * h..64 * h + 64], &x.qh[32 * h..32 * h + 32]);
+            let out = &mut levels[128 * h..128 * h + 128];
+            for l in 0..32 {
+                out[l] = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i8 - 32;
+                out[l + 32] = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                out[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                out[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+            }
         }
-        lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
+        let aux32 = lane_sums(&levels, &y.qs, |g| x.scales[g] as i32);
+        add_lanes(&mut sums, x.d.to_f32() * y.d.get(), &aux32);
     }
     sums.iter().fold(0.0f32, |acc, &s| acc + s)
 }

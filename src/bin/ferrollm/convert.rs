@@ -1,0 +1,82 @@
+//! `ferrollm convert`.
+
+use super::jobs::Bar;
+use clap::Args;
+use ferrollm::convert::{ConvertParams, Converter};
+use ferrollm::format::{Container, GgmlType};
+use ferrollm::{Architecture, Error, Result};
+use std::path::PathBuf;
+
+/// Convert a Hugging Face checkpoint (config.json, *.safetensors, tokenizer.json) into a GGUF
+/// (default), GGJT or GGML file.
+///
+/// OUT may be a file or a folder, and defaults to the model folder. In a folder the name is
+/// <model>-<dtype>.gguf (.bin for ggjt/ggml). A path that does not exist yet is a file when its
+/// last component has an extension, else a folder to create. The last line of standard output is
+/// the path written.
+///
+/// Example: ferrollm convert models/tiny-llama out/ --dtype f16
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The model folder.
+    pub hf_dir: PathBuf,
+    /// Output file or folder.
+    pub out: Option<PathBuf>,
+    /// Architecture instead of detecting it: gpt2, gptj, gptneox, llama, mpt or bloom.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Output container: gguf, ggjt or ggml.
+    #[arg(long, default_value = "gguf")]
+    pub container: String,
+    /// Type of the weight matrices: f16 or f32.
+    #[arg(long, default_value = "f16")]
+    pub dtype: String,
+}
+
+pub fn run(a: ConvertArgs) -> Result<()> {
+    let container = match Container::from_name(&a.container) {
+        Some(c) if c != Container::Ggmf => c,
+        _ => {
+            return Err(Error::invalid_argument(format!(
+                "unknown container {:?}; use gguf, ggjt or ggml",
+                a.container
+            )))
+        }
+    };
+    let dtype = match GgmlType::from_name(&a.dtype) {
+        Some(t @ (GgmlType::F16 | GgmlType::F32)) => t,
+        _ => {
+            return Err(Error::invalid_argument(format!(
+            "unknown dtype {:?}; use f16 or f32 (quantize the converted file for smaller types)",
+            a.dtype
+        )))
+        }
+    };
+    let conv = match &a.arch {
+        Some(name) => {
+            let arch = Architecture::from_name(name).ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "unknown architecture {name:?}; use gpt2, gptj, gptneox, llama, mpt or bloom"
+                ))
+            })?;
+            Converter::open_as(&a.hf_dir, arch)?
+        }
+        None => Converter::open(&a.hf_dir)?,
+    };
+    log::info!(
+        "{}: {} model {:?}",
+        a.hf_dir.display(),
+        conv.architecture(),
+        conv.model_name()
+    );
+    let bar = Bar::new();
+    let out = a.out.as_deref().unwrap_or(&a.hf_dir);
+    let written = conv.convert(
+        out,
+        &ConvertParams { container, dtype },
+        &mut bar.callback(),
+    );
+    bar.finish();
+    println!("{}", written?.display());
+    Ok(())
+}
