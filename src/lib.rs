@@ -15,7 +15,6 @@ pub mod quantizer;
 pub mod sampling;
 pub mod session;
 pub mod tokenizer;
-pub mod torch;
 
 /// The C API (`include/ferrollm.h`); Rust callers use the modules above.
 #[doc(hidden)]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::fixture;
-use ferrollm::torch::{TorchCheckpoint, TorchDtype, TorchFile};
+use ferrollm::convert::torch::{TorchCheckpoint, TorchDtype, TorchFile};
 use ferrollm::ErrorKind;
 use serde_json::Value;
 use std::borrow::Cow;

@@ -2,7 +2,7 @@
 //! FORMAT or UNSUPPORTED error naming what is wrong, nothing is executed, nothing panics, and no
 //! allocation follows a declared size.
 
-use ferrollm::torch::{zip, TorchFile};
+use ferrollm::convert::torch::{zip, TorchFile};
 use ferrollm::{Error, ErrorKind};
 use std::path::Path;
 use std::time::Instant;

@@ -8,7 +8,7 @@
 //! Whatever parses must give each supported tensor's values as exactly `nbytes` bytes.
 #![no_main]
 
-use ferrollm::torch::{pickle, zip, TorchFile};
+use ferrollm::convert::torch::{pickle, zip, TorchFile};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

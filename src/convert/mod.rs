@@ -60,6 +60,7 @@ mod llama;
 mod mpt;
 mod plan;
 mod tensor;
+pub mod torch;
 pub mod vocab;
 
 pub use checkpoint::{Checkpoint, SourceTensor, SourceType};
@@ -357,7 +358,7 @@ impl Converter {
             let file = ck.shard_path(t);
             if t.source_type().is_none() {
                 return Err(Error::unsupported(format!(
-                    "{}: tensor `{found}` has dtype {:?}; only F32, F16 and BF16 tensors can be converted",
+                    "{}: tensor `{found}` has dtype {}; only F32, F16 and BF16 tensors can be converted",
                     file.display(),
                     t.dtype
                 )));
@@ -478,15 +479,10 @@ impl Converter {
                 } => {
                     let (_, t) = self.find(&plan, name).expect("checked by plan()");
                     let st = t.source_type().expect("checked by plan()");
-                    tensor::produce(
-                        self.checkpoint.data(t),
-                        st,
-                        shape,
-                        *transform,
-                        ty,
-                        &mut buf,
-                        &mut |range| self.checkpoint.release(t, range),
-                    );
+                    let data = self.checkpoint.data(t)?;
+                    tensor::produce(&data, st, shape, *transform, ty, &mut buf, &mut |range| {
+                        self.checkpoint.release(t, range)
+                    });
                 }
                 Source::Generated { values, .. } => tensor::produce_generated(values, ty, &mut buf),
             }

@@ -1,7 +1,9 @@
 //! PyTorch `.bin` checkpoints (`torch.save` of a state dict), read with no Python and nothing
 //! executed: `pytorch_model.bin`, or the shards listed by `pytorch_model.bin.index.json`.
 //!
-//! The API mirrors the safetensors source of the converter: [`TorchCheckpoint::tensors`] lists
+//! [`super::Checkpoint`] opens these when a model folder has no safetensors weights, so
+//! conversion reads `.bin` and `.safetensors` folders alike (and gives the same file for the same
+//! weights). The API mirrors the safetensors source of the converter: [`TorchCheckpoint::tensors`] lists
 //! (name, dtype, shape), [`TorchCheckpoint::data`] gives a tensor's values as contiguous
 //! little-endian bytes — borrowed from the mmap when the tensor is a contiguous view, owned
 //! (materialised, bounded by the storage's size) when it is not. Only F32, F16 and BF16 values are
@@ -366,6 +368,20 @@ impl TorchFile {
         })
     }
 
+    /// Tells the OS that the bytes `range` of `t`'s values will not be needed again soon (see
+    /// [`Checkpoint::release`](super::Checkpoint::release)). Only contiguous views of a mapped
+    /// little-endian file are borrowed from the map, so only their pages are released.
+    pub fn release(&self, t: &TorchTensor, range: Range<usize>) {
+        if let Storage::Mapped(map) = &self.data {
+            if t.is_contiguous() && !self.big_endian {
+                let start =
+                    self.storages[t.storage].bytes.start + t.storage_offset * t.dtype.size();
+                let end = start + range.end.min(t.nbytes());
+                super::checkpoint::release_pages(map, start + range.start, end);
+            }
+        }
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -701,6 +717,11 @@ impl TorchCheckpoint {
     /// The values of `t` as contiguous little-endian bytes (see [`TorchFile::data`]).
     pub fn data(&self, t: &TorchTensor) -> Result<Cow<'_, [u8]>> {
         self.files[t.shard].data(t)
+    }
+
+    /// Releases the pages of `t`'s values in `range` (see [`TorchFile::release`]).
+    pub fn release(&self, t: &TorchTensor, range: Range<usize>) {
+        self.files[t.shard].release(t, range);
     }
 
     /// The file holding `t`.
