@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A model folder holds `config.json`, the weights (`model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`) and the tokenizer (`tokenizer.json`, with
+//! `model.safetensors.index.json`; without those, PyTorch's `pytorch_model.bin` or the shards of
+//! `pytorch_model.bin.index.json`, read by [`torch`] without executing anything) and the tokenizer (`tokenizer.json`, with
 //! `tokenizer_config.json` and `special_tokens_map.json` when present). [`Converter::open`]
 //! detects the architecture from config.json's `architectures[0]` (else `model_type`);
 //! [`Converter::open_as`] takes it from the caller.
