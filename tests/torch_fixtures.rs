@@ -35,7 +35,7 @@ fn check_against(ck: &TorchCheckpoint, want: &Value, label: &str) -> usize {
     for (name, w) in want {
         let t = ck.get(name).unwrap();
         assert_eq!(
-            t.dtype.name(),
+            t.dtype().name(),
             w["dtype"].as_str().unwrap(),
             "{label} {name}"
         );
@@ -45,18 +45,18 @@ fn check_against(ck: &TorchCheckpoint, want: &Value, label: &str) -> usize {
             .iter()
             .map(|d| d.as_u64().unwrap() as usize)
             .collect();
-        assert_eq!(t.shape, shape, "{label} {name}: shape");
+        assert_eq!(t.shape(), shape, "{label} {name}: shape");
         assert_eq!(
             t.is_contiguous(),
             w["contiguous"].as_bool().unwrap(),
             "{label} {name}: contiguity"
         );
         let data = ck.data(t);
-        if !t.dtype.is_supported() {
+        if !t.dtype().is_supported() {
             let e = data.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{label} {name}: {e}");
             assert!(
-                e.message().contains(name) && e.message().contains(t.dtype.name()),
+                e.message().contains(name) && e.message().contains(t.dtype().name()),
                 "{e}"
             );
             continue;
@@ -72,7 +72,7 @@ fn check_against(ck: &TorchCheckpoint, want: &Value, label: &str) -> usize {
             continue;
         }
         let data = data.unwrap_or_else(|e| panic!("{label} {name}: {e}"));
-        let big_endian = ck.files()[t.shard].is_big_endian();
+        let big_endian = ck.files()[t.shard()].is_big_endian();
         match &data {
             Cow::Borrowed(_) => assert!(t.is_contiguous() && !big_endian, "{label} {name}"),
             Cow::Owned(_) => assert!(!t.is_contiguous() || big_endian, "{label} {name}"),
@@ -95,19 +95,19 @@ fn state_dict_values_match_torch() {
     assert!(n > 50, "{n}");
     // The layouts the fixture is meant to exercise.
     let t = |n: &str| ck.get(n).unwrap();
-    assert_eq!(t("scalar").shape, Vec::<usize>::new());
+    assert_eq!(t("scalar").shape(), Vec::<usize>::new());
     assert_eq!(t("scalar").numel(), 1);
     assert_eq!(t("empty").numel(), 0);
-    assert_eq!(t("offset.slice").storage_offset, 5);
+    assert_eq!(t("offset.slice").storage_offset(), 5);
     assert!(t("offset.slice").is_contiguous());
-    assert_eq!(t("strided.cols").strides, vec![6, 2]);
-    assert_eq!(t("strided.cols").storage_offset, 6);
+    assert_eq!(t("strided.cols").strides(), vec![6, 2]);
+    assert_eq!(t("strided.cols").storage_offset(), 6);
     assert!(!t("f32.matrix_t").is_contiguous());
     assert!(!t("bf16.transposed").is_contiguous());
-    assert_eq!(t("expanded").strides, vec![0, 1]);
-    assert_eq!(t("int.ids").dtype, TorchDtype::I64);
-    assert_eq!(t("bool.mask").dtype, TorchDtype::Bool);
-    assert_eq!(t("f64.values").dtype, TorchDtype::F64);
+    assert_eq!(t("expanded").strides(), vec![0, 1]);
+    assert_eq!(t("int.ids").dtype(), TorchDtype::I64);
+    assert_eq!(t("bool.mask").dtype(), TorchDtype::Bool);
+    assert_eq!(t("f64.values").dtype(), TorchDtype::F64);
 }
 
 #[test]
@@ -274,8 +274,8 @@ fn check_hf(name: &str, shards: usize) {
     );
     for (tname, t) in ck.tensors() {
         let (dtype, shape, bytes) = &want[tname];
-        assert_eq!(t.dtype.name(), dtype, "{name} {tname}");
-        assert_eq!(&t.shape, shape, "{name} {tname}");
+        assert_eq!(t.dtype().name(), dtype, "{name} {tname}");
+        assert_eq!(&t.shape(), shape, "{name} {tname}");
         assert_eq!(
             ck.data(t).unwrap().as_ref(),
             bytes.as_slice(),

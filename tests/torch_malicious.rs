@@ -163,7 +163,7 @@ fn refused(bytes: Vec<u8>, kind: ErrorKind, needles: &[&str]) -> Error {
     let e = match open(bytes) {
         Ok(f) => panic!(
             "accepted; tensors {:?}",
-            f.tensors().iter().map(|t| &t.name).collect::<Vec<_>>()
+            f.tensors().iter().map(|t| t.name()).collect::<Vec<_>>()
         ),
         Err(e) => e,
     };
@@ -188,7 +188,7 @@ fn good_pickle() -> Vec<u8> {
 fn hand_built_archives_read_back() {
     let values = f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let f = open(archive(&good_pickle(), &[("0", values.clone())])).unwrap();
-    assert_eq!(f.tensors()[0].shape, vec![2, 3]);
+    assert_eq!(f.tensors()[0].shape(), vec![2, 3]);
     assert_eq!(f.data(&f.tensors()[0]).unwrap().as_ref(), values.as_slice());
     // The same in a zip64 archive laid out like torch's (padding field, data descriptors).
     let pkl = good_pickle();
@@ -600,6 +600,43 @@ fn not_state_dicts_are_refused() {
         ErrorKind::Unsupported,
         &["`conj`"],
     );
+    // A metadata dict is bounded: one huge dict of False reused by every tensor would otherwise
+    // cost its size per tensor.
+    let mut big = b"}(".to_vec();
+    for i in 0..100_000 {
+        big.extend(int(i));
+        big.push(0x89);
+    }
+    big.extend_from_slice(b"u");
+    let pid = storage("FloatStorage", "0", 6);
+    let t = cat(&[
+        &global("torch._utils", "_rebuild_tensor_v2"),
+        &tuple(&[
+            pid,
+            int(0),
+            tuple(&[int(6)]),
+            tuple(&[int(1)]),
+            vec![0x89],
+            ordered_dict(),
+            big,
+        ]),
+        b"R",
+    ]);
+    refused(
+        archive(&state(&[("w", t)]), &[("0", f32_bytes(&[0.0; 6]))]),
+        ErrorKind::Unsupported,
+        &["metadata has 100000 entries"],
+    );
+    // REDUCE with a long argument tuple is refused before anything is copied.
+    let mut long = global("collections", "OrderedDict");
+    long.push(b'(');
+    long.extend(vec![b'N'; 100_000]);
+    long.extend_from_slice(b"tR.");
+    refused(
+        archive(&cat(&[&[0x80, 2], &long]), &[]),
+        ErrorKind::Format,
+        &["called with 100000 arguments"],
+    );
 }
 
 #[test]
@@ -652,11 +689,45 @@ fn unsupported_dtypes_are_listed_but_their_values_refused() {
     let pkl = state(&[("ids", tensor("LongStorage", "0", 3, 0, &[3], &[1]))]);
     let f = open(archive(&pkl, &[("0", vec![0u8; 24])])).unwrap();
     let t = &f.tensors()[0];
-    assert_eq!(t.dtype.name(), "I64");
+    assert_eq!(t.dtype().name(), "I64");
     let e = f.data(t).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(
         e.message().contains("`ids`") && e.message().contains("I64"),
         "{e}"
     );
+}
+
+#[test]
+fn strided_views_of_three_dimensions_are_gathered() {
+    // Storage 0..40; views given as (offset, shape, strides), expected values by direct indexing.
+    let values: Vec<f32> = (0..40).map(|i| i as f32).collect();
+    let cases: [(i64, &[i64], &[i64]); 5] = [
+        (0, &[4, 3, 2], &[1, 4, 12]), // a full permutation of a contiguous [2, 3, 4]
+        (3, &[2, 3, 4], &[12, 4, 1]), // contiguous with an offset
+        (1, &[2, 2, 3], &[20, 1, 5]), // inner stride 5
+        (2, &[3, 1, 4], &[10, 7, 2]), // a size-1 dimension with an odd stride
+        (5, &[2, 3, 2], &[13, 1, 0]), // a repeated inner value (stride 0), fewer bytes than the storage
+    ];
+    for (offset, shape, stride) in cases {
+        let pkl = state(&[("w", tensor("FloatStorage", "0", 40, offset, shape, stride))]);
+        let f = open(archive(&pkl, &[("0", f32_bytes(&values))])).unwrap();
+        let t = &f.tensors()[0];
+        let got = f.data(t).unwrap();
+        let mut want = Vec::new();
+        for i in 0..shape[0] {
+            for j in 0..shape[1] {
+                for k in 0..shape[2] {
+                    want.push(
+                        values[(offset + i * stride[0] + j * stride[1] + k * stride[2]) as usize],
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            got.as_ref(),
+            f32_bytes(&want).as_slice(),
+            "{shape:?} {stride:?}"
+        );
+    }
 }

@@ -16,7 +16,7 @@ fn read_all(file: &TorchFile) {
     let mut sum = 0u64;
     for t in file.tensors() {
         if let Ok(bytes) = file.data(t) {
-            assert_eq!(bytes.len(), t.nbytes(), "tensor {:?}", t.name);
+            assert_eq!(bytes.len(), t.nbytes(), "tensor {:?}", t.name());
             sum = bytes.iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
         }
     }

@@ -158,9 +158,9 @@ impl Checkpoint {
                 (
                     name.to_string(),
                     SourceTensor {
-                        shard: t.shard,
-                        dtype: t.dtype.name().to_string(),
-                        shape: t.shape.clone(),
+                        shard: t.shard(),
+                        dtype: t.dtype().name().to_string(),
+                        shape: t.shape().to_vec(),
                         location: Location::Torch(t.clone()),
                     },
                 )

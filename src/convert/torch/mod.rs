@@ -164,24 +164,44 @@ impl fmt::Display for TorchDtype {
     }
 }
 
-/// One tensor of a checkpoint: a validated view on a storage.
+/// One tensor of a checkpoint: a view on a storage, validated against it when the file was
+/// opened (so its fields are read-only: the reads rely on them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TorchTensor {
-    pub name: String,
-    /// Index of its file in [`TorchCheckpoint::files`].
-    pub shard: usize,
-    pub dtype: TorchDtype,
-    /// Row-major shape, outermost first (PyTorch's order); empty for a 0-d tensor.
-    pub shape: Vec<usize>,
-    /// Strides in elements, outermost first.
-    pub strides: Vec<usize>,
-    /// Offset of the first element in its storage, in elements.
-    pub storage_offset: usize,
+    name: String,
+    shard: usize,
+    dtype: TorchDtype,
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+    storage_offset: usize,
     /// Index of the storage in its file.
     storage: usize,
 }
 
 impl TorchTensor {
+    /// The state dict key.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Index of its file in [`TorchCheckpoint::files`].
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+    pub fn dtype(&self) -> TorchDtype {
+        self.dtype
+    }
+    /// Row-major shape, outermost first (PyTorch's order); empty for a 0-d tensor.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Strides in elements, outermost first.
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+    /// Offset of the first element in its storage, in elements.
+    pub fn storage_offset(&self) -> usize {
+        self.storage_offset
+    }
     /// Number of values (1 for a 0-d tensor).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
@@ -515,37 +535,44 @@ fn validate(name: &str, t: &pickle::TensorRef, st: &StorageData) -> Result<Torch
     })
 }
 
-/// Copies the values of the (validated, non-empty or empty) view `t` row-major into `out`.
+/// Copies the values of the validated view `t` row-major into `out`.
 fn gather(storage: &[u8], t: &TorchTensor, size: usize, out: &mut Vec<u8>) {
     if t.numel() == 0 {
         return;
     }
-    let nd = t.shape.len();
-    // The innermost dimension is copied as one run when its stride is 1.
-    let (run, outer) = match (t.shape.last(), t.strides.last()) {
-        (Some(&n), Some(&1)) => (n, nd - 1),
-        _ => (1, nd),
+    let Some((&inner, outer_shape)) = t.shape.split_last() else {
+        // 0-d: one value.
+        let at = t.storage_offset * size;
+        out.extend_from_slice(&storage[at..at + size]);
+        return;
     };
-    let mut idx = vec![0usize; outer];
+    let inner_stride = t.strides[t.strides.len() - 1];
+    let outer_strides = &t.strides[..t.strides.len() - 1];
+    let mut idx = vec![0usize; outer_shape.len()];
+    // Element offset of the current row; kept up to date as the odometer turns.
+    let mut base = t.storage_offset;
     loop {
-        let base = t.storage_offset
-            + idx
-                .iter()
-                .zip(&t.strides)
-                .map(|(&i, &s)| i * s)
-                .sum::<usize>();
-        out.extend_from_slice(&storage[base * size..(base + run) * size]);
-        // Odometer over the outer dimensions.
-        let mut d = outer;
+        if inner_stride == 1 {
+            out.extend_from_slice(&storage[base * size..(base + inner) * size]);
+        } else {
+            for j in 0..inner {
+                let at = (base + j * inner_stride) * size;
+                out.extend_from_slice(&storage[at..at + size]);
+            }
+        }
+        // Next row: the odometer over the outer dimensions.
+        let mut d = outer_shape.len();
         loop {
             if d == 0 {
                 return;
             }
             d -= 1;
             idx[d] += 1;
-            if idx[d] < t.shape[d] {
+            base += outer_strides[d];
+            if idx[d] < outer_shape[d] {
                 break;
             }
+            base -= outer_strides[d] * outer_shape[d];
             idx[d] = 0;
         }
     }

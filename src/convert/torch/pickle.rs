@@ -23,6 +23,11 @@ use std::collections::HashMap;
 /// small enough that copying a shape per tensor stays cheap whatever the pickle reuses.
 pub const MAX_DIMS: usize = 64;
 
+/// Most arguments an allowed callable takes (`_rebuild_tensor_v2` with metadata).
+const MAX_ARGS: usize = 7;
+/// Most entries of a tensor's metadata dict (`get_tensor_metadata` has conj and neg bits).
+const MAX_METADATA: usize = 8;
+
 /// The globals a state dict pickle may name. Anything else is refused by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Global {
@@ -649,6 +654,15 @@ impl<'a> Machine<'a> {
                 self.objs[args].kind()
             )));
         };
+        // No allowed callable takes more than 7 arguments: refuse before copying, so that one
+        // long tuple reused by many REDUCEs costs nothing.
+        if args.len() > MAX_ARGS {
+            return Err(self.err(format!(
+                "{} called with {} arguments (at most {MAX_ARGS} are meaningful)",
+                g.name(),
+                args.len()
+            )));
+        }
         let args = args.clone();
         let result = match g {
             Global::OrderedDict => {
@@ -759,6 +773,13 @@ impl<'a> Machine<'a> {
                 self.objs[id].kind()
             )));
         };
+        if items.len() > MAX_METADATA {
+            return Err(Error::unsupported(format!(
+                "pickle offset {}: tensor metadata has {} entries (torch writes at most conj and neg)",
+                self.op_pos,
+                items.len()
+            )));
+        }
         for &(k, v) in items {
             if !matches!(self.objs[v], Obj::Bool(false)) {
                 let key = match self.objs[k] {
@@ -835,6 +856,23 @@ impl<'a> Machine<'a> {
                 self.objs[pid].kind()
             )));
         };
+        if items.len() != 5 {
+            let head = items.first().map(|&i| &self.objs[i]);
+            if let Some(Obj::Str(typename)) = head {
+                if *typename != "storage" {
+                    return Err(Error::unsupported(format!(
+                        "pickle offset {}: persistent id of type `{typename}`; only 'storage' is \
+                         supported",
+                        self.op_pos
+                    )));
+                }
+            }
+            return Err(self.err(format!(
+                "persistent id has {} fields; a storage's is ('storage', torch.<Type>Storage, \
+                 key, location, numel)",
+                items.len()
+            )));
+        }
         let fields: Vec<&Obj<'a>> = items.iter().map(|&i| &self.objs[i]).collect();
         let (dtype, key, numel) = match fields.as_slice() {
             [Obj::Str("storage"), Obj::Global(Global::StorageType(d)), Obj::Str(key), Obj::Str(_location), Obj::Int(numel)] => {
