@@ -29,9 +29,12 @@
 //!   `collections.OrderedDict` called with `()` (`GLOBAL` + `EMPTY_TUPLE` + `REDUCE`), filled by
 //!   `MARK … SETITEMS` (or `SETITEM`), optionally followed by `BUILD` with its `_metadata` attribute
 //!   (a dict of dicts of versions). transformers' sharded saves pickle a plain dict (`EMPTY_DICT`).
-//!   Opcodes seen in real files: `PROTO GLOBAL BINPUT BINGET LONG_BINPUT LONG_BINGET EMPTY_TUPLE
-//!   EMPTY_DICT MARK TUPLE TUPLE1 TUPLE2 TUPLE3 BINUNICODE BININT1 BININT2 BININT LONG1 NEWFALSE
-//!   NEWTRUE REDUCE BINPERSID SETITEM SETITEMS BUILD STOP`. We also accept the harmless data
+//!   Opcodes observed in files torch 2.15 writes (pickletools): `PROTO GLOBAL BINPUT LONG_BINPUT
+//!   BINGET EMPTY_TUPLE EMPTY_DICT MARK TUPLE TUPLE1 TUPLE2 TUPLE3 BINUNICODE BININT1 BININT2 BININT
+//!   NEWFALSE NEWTRUE REDUCE BINPERSID SETITEM SETITEMS BUILD STOP` (`LONG_BINPUT` past 256 memo
+//!   entries, `BININT` for ints of 2^16 and more); by CPython's `pickle.py`, `LONG_BINGET` is the
+//!   getter for memo indices past 255 and `LONG1` encodes ints of 2^31 and more (a storage of more
+//!   than 2^31 elements), so both are accepted. We also accept the harmless data
 //!   opcodes of later protocols (see [`pickle`]) and refuse everything that could construct or call
 //!   anything (`INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `EXT*`, text-mode `GET/PUT/PERSID`, …).
 //! - **Tensors**: each value is `torch._utils._rebuild_tensor_v2(storage, storage_offset, size,

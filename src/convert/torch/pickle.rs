@@ -12,8 +12,26 @@
 //! objects exactly as Python does without reference counting: a self-containing list is just an
 //! index inside its own vector, there is no recursive traversal or drop, and memory is linear in the
 //! number of opcodes executed (each creates at most one object), which is at most the input length.
-//! Tensor shapes are limited to [`MAX_DIMS`] dimensions so that reusing one long tuple for many
-//! tensors cannot multiply memory.
+//! Work per opcode is bounded too: shapes have at most [`MAX_DIMS`] dimensions, a call at most 7
+//! arguments, tensor metadata at most 8 entries, so reusing one long object many times (via the
+//! memo) cannot multiply time or memory.
+//!
+//! ## Opcodes (CPython `pickle.py` / `pickletools.py`)
+//!
+//! Executed: `PROTO` (≤ 5), `FRAME` (skipped), `STOP`, `MARK`, `POP`, `POP_MARK`, `DUP`, `NONE`,
+//! `NEWTRUE`, `NEWFALSE`, `BININT` (i32), `BININT1` (u8), `BININT2` (u16), `LONG1` (≤ 8 significant
+//! bytes), `BINFLOAT`, `BINUNICODE`/`SHORT_BINUNICODE`/`BINUNICODE8` (UTF-8),
+//! `SHORT_BINSTRING`/`BINSTRING` (ASCII), `SHORT_BINBYTES`/`BINBYTES`, `EMPTY_TUPLE`, `TUPLE`,
+//! `TUPLE1..3`, `EMPTY_LIST`, `LIST`, `APPEND`, `APPENDS` (lists only), `EMPTY_DICT`, `DICT`,
+//! `SETITEM`, `SETITEMS` (dicts only), `GLOBAL`/`STACK_GLOBAL` (allow-list), `REDUCE` (allow-list),
+//! `BUILD` (an OrderedDict's attributes, dropped), `BINPERSID` (storage ids only), `BINGET`,
+//! `LONG_BINGET`, `BINPUT`, `LONG_BINPUT`, `MEMOIZE`.
+//!
+//! Refused by name (UNSUPPORTED): every other opcode of protocols 0–5 — `INST`, `OBJ`, `NEWOBJ`,
+//! `NEWOBJ_EX` (construct arbitrary classes), `EXT1/2/4` (the copyreg registry), `PERSID`, `GET`,
+//! `PUT`, `INT`, `LONG`, `FLOAT`, `STRING`, `UNICODE` (text protocol 0), `LONG4`, `BINBYTES8`,
+//! `BYTEARRAY8`, `EMPTY_SET`, `ADDITEMS`, `FROZENSET`, `NEXT_BUFFER`, `READONLY_BUFFER`. Any other
+//! byte is an unknown opcode (FORMAT).
 
 use super::TorchDtype;
 use crate::error::{Error, ErrorKind, Result};
@@ -53,9 +71,7 @@ impl Global {
             ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
             ("torch._utils", "_rebuild_tensor") => Some(Global::RebuildTensor),
             ("torch._utils", "_rebuild_parameter") => Some(Global::RebuildParameter),
-            ("torch" | "torch.cuda", _) => {
-                TorchDtype::from_storage_name(name).map(Global::StorageType)
-            }
+            ("torch", _) => TorchDtype::from_storage_name(name).map(Global::StorageType),
             _ => None,
         }
     }
