@@ -86,8 +86,10 @@ typedef struct ferrollm_convert_params {
    */
   ferrollm_container container;
   /**
-   * Type of the weight matrices: FERROLLM_TYPE_F16 (default) or FERROLLM_TYPE_F32. Norms,
-   * biases and other 1-D tensors stay F32.
+   * Type of the weight matrices: FERROLLM_TYPE_F16 (default), FERROLLM_TYPE_F32,
+   * FERROLLM_TYPE_BF16 or any quantization (FERROLLM_TYPE_Q4_0 …): quantized types are applied
+   * as tensors stream through, giving the same bytes as converting to F16 and then quantizing.
+   * Norms, biases and other 1-D tensors stay F32.
    */
   ferrollm_type dtype;
 } ferrollm_convert_params;

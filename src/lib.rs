@@ -22,3 +22,8 @@ pub mod ffi;
 
 pub use arch::Architecture;
 pub use error::{Error, ErrorKind, Result};
+
+/// The README's Rust snippet, compiled as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

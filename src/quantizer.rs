@@ -6,7 +6,7 @@
 //!   tensors is refused (the seed refuses anything but F16; F32 and BF16 sources are fine here).
 //! - **Target name** ([`target_path`]): `dst` may be a file path (used as is), a folder, or absent
 //!   (the source's folder). In a folder the name is the source's stem without `-f16`, plus
-//!   `-<type>` (`-q4_0`, `-q4_k`; nothing for f16/f32, as the seed names F16 outputs), plus `-ggjt`
+//!   `-<type>` (`-q4_0`, `-q4_k`, `-bf16`; nothing for f16, as the seed names F16 outputs), plus `-ggjt`
 //!   for GGJT, with `.gguf` for GGUF and `.bin` for the legacy containers. A path that does not
 //!   exist yet is a file if its last component has an extension, else a folder (created); the seed
 //!   made every non-existing path a folder.
@@ -27,7 +27,9 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::meta::{meta_path_for, Meta, QuantizationVersion};
-use crate::format::{self, Container, GgmlType, ModelFile, TensorInfo, TensorSpec, Value};
+use crate::format::{
+    self, Container, GgmlType, Metadata, ModelFile, TensorInfo, TensorSpec, Value,
+};
 use crate::progress::{report, Progress, ProgressFn};
 use crate::{quant, Architecture};
 use rayon::prelude::*;
@@ -159,7 +161,7 @@ pub fn target_path(
         .map(|s| s.to_string_lossy().replace("-f16", ""))
         .unwrap_or_default();
     let mut name = stem;
-    if ty.is_quantized() {
+    if ty != GgmlType::F16 {
         name.push('-');
         name.push_str(ty.name());
     }
@@ -287,30 +289,14 @@ impl Quantizer {
                 });
             }
         }
-        let mut metadata = self.source.metadata.clone();
-        metadata.set(
-            "general.file_type",
-            Value::U32(file_type_of(ty).expect("target types have a file type")),
+        let legacy_vocab_len = self.source.legacy_vocab.as_ref().map(|v| v.tokens.len());
+        let metadata = quantized_metadata(
+            &self.source.metadata,
+            self.arch,
+            ty,
+            container,
+            legacy_vocab_len,
         );
-        if ty.is_quantized() {
-            metadata.set("general.quantization_version", Value::U32(2));
-        }
-        let vocab_key = format!("{}.vocab_size", self.arch.gguf_name());
-        if container != Container::Gguf && metadata.get(&vocab_key).is_none() {
-            if let Some(n) = self
-                .source
-                .legacy_vocab
-                .as_ref()
-                .map(|v| v.tokens.len())
-                .or_else(|| {
-                    metadata
-                        .get_array("tokenizer.ggml.tokens")
-                        .map(<[Value]>::len)
-                })
-            {
-                metadata.set(vocab_key, Value::U32(n as u32));
-            }
-        }
         let specs = plan
             .iter()
             .map(|(t, used, _)| TensorSpec {
@@ -339,7 +325,7 @@ impl Quantizer {
                     total,
                 },
             )?;
-            let bytes = convert_tensor(&self.source, t, *used)?;
+            let bytes = convert_bytes(&t.name, self.source.tensor_data(t), t.ty, &t.shape, *used)?;
             writer.write_tensor(&bytes)?;
             if *used == ty {
                 quantized += 1;
@@ -378,24 +364,61 @@ impl Quantizer {
     }
 }
 
-/// The bytes of tensor `t` of `source` in type `to`: rows converted to f32 and quantized in
-/// parallel, blocks of rows at a time.
-fn convert_tensor(source: &ModelFile, t: &TensorInfo, to: GgmlType) -> Result<Vec<u8>> {
-    let data = source.tensor_data(t);
-    if t.ty == to {
+/// The metadata of a file holding `source`'s model quantized to `ty`: `general.file_type` and
+/// `general.quantization_version` updated, and for legacy containers `{arch}.vocab_size` filled in
+/// when missing (their layouts store it).
+pub fn quantized_metadata(
+    source: &Metadata,
+    arch: Architecture,
+    ty: GgmlType,
+    container: Container,
+    legacy_vocab_len: Option<usize>,
+) -> Metadata {
+    let mut metadata = source.clone();
+    metadata.set(
+        "general.file_type",
+        Value::U32(file_type_of(ty).expect("target types have a file type")),
+    );
+    if ty.is_quantized() {
+        metadata.set("general.quantization_version", Value::U32(2));
+    }
+    let vocab_key = format!("{}.vocab_size", arch.gguf_name());
+    if container != Container::Gguf && metadata.get(&vocab_key).is_none() {
+        if let Some(n) = legacy_vocab_len.or_else(|| {
+            metadata
+                .get_array("tokenizer.ggml.tokens")
+                .map(<[Value]>::len)
+        }) {
+            metadata.set(vocab_key, Value::U32(n as u32));
+        }
+    }
+    metadata
+}
+
+/// A tensor's bytes (`data`, type `from`, `shape` innermost first) in type `to`: rows converted to
+/// f32 and quantized in parallel, blocks of rows at a time. `name` names it in errors.
+pub fn convert_bytes(
+    name: &str,
+    data: &[u8],
+    from: GgmlType,
+    shape: &[u64],
+    to: GgmlType,
+) -> Result<Vec<u8>> {
+    if from == to {
         return Ok(data.to_vec());
     }
-    let cols = t.shape.first().copied().unwrap_or(1) as usize;
-    let rows = (t.n_elements() as usize) / cols.max(1);
-    let in_row = t.ty.row_size(cols as u64).ok_or_else(|| {
+    let cols = shape.first().copied().unwrap_or(1) as usize;
+    let n: u64 = shape.iter().product();
+    let rows = n as usize / cols.max(1);
+    let in_row = from.row_size(cols as u64).ok_or_else(|| {
         Error::new(
             ErrorKind::Format,
-            format!("tensor {}: rows of {cols} do not fit {}", t.name, t.ty),
+            format!("tensor {name}: rows of {cols} do not fit {from}"),
         )
     })? as usize;
-    let out_row = to
-        .row_size(cols as u64)
-        .expect("policy picks a type that fits") as usize;
+    let out_row = to.row_size(cols as u64).ok_or_else(|| {
+        Error::invalid_argument(format!("tensor {name}: rows of {cols} do not fit {to}"))
+    })? as usize;
     let mut out = vec![0u8; out_row * rows];
     const ROWS_PER_TASK: usize = 16;
     out.par_chunks_mut(out_row * ROWS_PER_TASK)
@@ -404,7 +427,7 @@ fn convert_tensor(source: &ModelFile, t: &TensorInfo, to: GgmlType) -> Result<Ve
             let mut f = vec![0f32; cols];
             for (i, dst_row) in dst.chunks_exact_mut(out_row).enumerate() {
                 let r = c * ROWS_PER_TASK + i;
-                quant::dequantize(t.ty, &data[r * in_row..(r + 1) * in_row], &mut f)?;
+                quant::dequantize(from, &data[r * in_row..(r + 1) * in_row], &mut f)?;
                 quant::quantize(to, &f, dst_row)?;
             }
             Ok(())

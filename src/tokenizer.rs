@@ -117,15 +117,25 @@ impl Tokenizer {
             // llm-rs' embedded vocabulary: raw bytes, scores in GGMF/GGJT files. LLaMA-style
             // vocabularies (SentencePiece) get the space prefix; byte-level ones do not.
             let spm_style = file.architecture() == Some("llama");
-            let kinds = vec![1; v.tokens.len()];
+            let (kinds, bos, eos) = if spm_style {
+                legacy_spm_kinds(&v.tokens)
+            } else {
+                (vec![1; v.tokens.len()], None, None)
+            };
             let vocab = spm::SpmVocab::new(v.tokens.clone(), v.scores.clone(), kinds, spm_style)?;
             let t = Tokenizer {
                 kind: Kind::Spm(Box::new(vocab)),
-                bos: None,
-                eos: None,
+                bos,
+                eos,
                 add_bos: spm_style,
             };
-            return Ok(Some(t.with_special_ids_from(file)));
+            // Ids the metadata names (none in llm-rs' files) take precedence.
+            let named = t.with_special_ids_from(file);
+            return Ok(Some(Tokenizer {
+                bos: named.bos.or(bos),
+                eos: named.eos.or(eos),
+                ..named
+            }));
         }
         Ok(None)
     }
@@ -225,6 +235,30 @@ impl Tokenizer {
     }
 }
 
+/// Token kinds (GGUF numbering) and BOS/EOS ids of a SentencePiece vocabulary as llm-rs 0.2.15's
+/// LLaMA converter writes it, which keeps no token types: control tokens are written as empty
+/// strings and byte-fallback tokens `<0xNN>` as the raw byte, so "h" is spelled both by a byte token
+/// and by a normal piece. The byte tokens are recognised as a run of 256 tokens holding the bytes
+/// 0x00..=0xFF in order (SentencePiece's byte-fallback pieces; ids 3..=258 in LLaMA's
+/// vocabulary) and marked as bytes, so text is split into normal pieces as SentencePiece splits
+/// it; empty tokens are marked as control tokens. BOS and EOS are SentencePiece's default ids 1
+/// and 2 (those of LLaMA, and those llama.cpp's GGJT-era code hard-coded), taken only when the
+/// vocabulary has control tokens there.
+fn legacy_spm_kinds(tokens: &[Vec<u8>]) -> (Vec<i64>, Option<u32>, Option<u32>) {
+    let mut kinds: Vec<i64> = tokens
+        .iter()
+        .map(|t| if t.is_empty() { 3 } else { 1 })
+        .collect();
+    let byte_run = (0..tokens.len().saturating_sub(255))
+        .find(|&k| (0..256).all(|b| tokens[k + b].as_slice() == [b as u8]));
+    if let Some(k) = byte_run {
+        kinds[k..k + 256].iter_mut().for_each(|kind| *kind = 6);
+    }
+    let control = |id: usize| (kinds.get(id) == Some(&3)).then_some(id as u32);
+    let (bos, eos) = (control(1), control(2));
+    (kinds, bos, eos)
+}
+
 /// Incremental detokenizer for streaming; see the module documentation.
 #[derive(Default)]
 pub struct StreamDecoder {
@@ -273,5 +307,26 @@ impl StreamDecoder {
             (text.len() > prefix.len() && text.is_char_boundary(prefix.len()))
                 .then(|| text[prefix.len()..].to_string()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_spm_vocabulary_kinds() {
+        // As llm-rs writes LLaMA's vocabulary: unknown, two control tokens (empty), the 256 byte
+        // tokens as raw bytes, then pieces (one of which is the single character "h").
+        let mut tokens: Vec<Vec<u8>> = vec![" \u{2047} ".into(), vec![], vec![]];
+        tokens.extend((0..=255u8).map(|b| vec![b]));
+        tokens.extend([b" h".to_vec(), b"h".to_vec()]);
+        let (kinds, bos, eos) = legacy_spm_kinds(&tokens);
+        assert_eq!((bos, eos), (Some(1), Some(2)));
+        assert_eq!(&kinds[..4], &[1, 3, 3, 6]);
+        assert_eq!(&kinds[258..], &[6, 1, 1]);
+        // Without the byte run or the control tokens, nothing is guessed.
+        let (kinds, bos, eos) = legacy_spm_kinds(&[b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!((kinds, bos, eos), (vec![1, 1], None, None));
     }
 }

@@ -6,6 +6,8 @@ mod convert;
 mod jobs;
 #[path = "ferrollm/quantize.rs"]
 mod quantize;
+#[path = "ferrollm/quickstart.rs"]
+mod quickstart;
 #[path = "ferrollm/run.rs"]
 mod run;
 
@@ -30,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole flow on the bundled demo model: convert, quantize, load, generate.
+    Quickstart(quickstart::QuickstartArgs),
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
     Types,
     /// Show a model file's container, architecture, metadata, vocabulary size and tensors.
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     jobs::init_logging(cli.verbose);
     let result: ferrollm::Result<()> = match cli.command {
+        Command::Quickstart(a) => quickstart::run(a),
         Command::Types => {
             for t in ferrollm::format::GgmlType::ALL {
                 println!(

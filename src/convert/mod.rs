@@ -70,12 +70,10 @@ pub use plan::ArchPlan;
 pub use tensor::{Source, TensorPlan, Transform};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::format::gguf::GgufWriter;
-use crate::format::legacy::{LegacyFormat, LegacyWriter};
 use crate::format::meta::{Meta, QuantizationVersion};
-use crate::format::vocab::legacy_vocab_from_metadata;
-use crate::format::{Container, GgmlType, Metadata, TensorSpec, TensorWriter, Value};
+use crate::format::{Container, GgmlType, Metadata, TensorSpec, Value};
 use crate::progress::{report, Progress, ProgressFn};
+use crate::quantizer;
 use crate::Architecture;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -118,8 +116,11 @@ const SKIPPED_SUFFIXES: &[&str] = &[
 pub struct ConvertParams {
     /// The output container: GGUF (default), or the legacy GGJT (v3) or GGML of llm-rs.
     pub container: Container,
-    /// The type of the weight matrices: `GgmlType::F16` (default) or `GgmlType::F32`. Quantize
-    /// the converted file for anything smaller.
+    /// The type of the weight matrices: `GgmlType::F16` (default), `GgmlType::F32`, or any type
+    /// the quantizer produces (`quantizer::TARGET_TYPES`). For the latter each tensor is converted
+    /// to what the F16 file would hold and quantized as it streams through, with the quantizer's
+    /// tensor policy, so the bytes equal converting to F16 and then quantizing — without the F16
+    /// file on disk.
     pub dtype: GgmlType,
 }
 
@@ -134,10 +135,15 @@ impl Default for ConvertParams {
 
 impl ConvertParams {
     fn check(&self) -> Result<()> {
-        if !matches!(self.dtype, GgmlType::F16 | GgmlType::F32) {
+        if !quantizer::is_target_type(self.dtype) {
             return Err(Error::invalid_argument(format!(
-                "conversion writes f16 or f32 weights, not {} (quantize the converted file instead)",
-                self.dtype
+                "cannot convert to {}; choose one of: {}",
+                self.dtype,
+                quantizer::TARGET_TYPES
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if self.container == Container::Ggmf {
@@ -273,7 +279,14 @@ impl Converter {
             Container::Gguf => "gguf",
             _ => "bin",
         };
-        format!("{}-{}.{ext}", self.model_name, params.dtype.name())
+        // As llm-rs names a converted file and then its quantization: `-f16`, or `-q4_0` (with
+        // `-ggjt` for a quantized GGJT file).
+        let ggjt = if params.dtype.is_quantized() && params.container == Container::Ggjt {
+            "-ggjt"
+        } else {
+            ""
+        };
+        format!("{}-{}{ggjt}.{ext}", self.model_name, params.dtype.name())
     }
 
     /// The path `convert(out, params, …)` writes (see the module documentation); creates nothing.
@@ -429,16 +442,44 @@ impl Converter {
                  file tokenizer.json (save it with `tokenizer.save_pretrained(dir)` in transformers)",
             )
         })?;
-        let metadata = self.metadata(&plan, &vocab, params);
-        let specs: Vec<TensorSpec> = plan
+        // Floats are written directly; anything else goes through what the F16 file would hold.
+        let direct = matches!(params.dtype, GgmlType::F16 | GgmlType::F32);
+        let base = if direct { params.dtype } else { GgmlType::F16 };
+        let base_params = ConvertParams {
+            dtype: base,
+            ..*params
+        };
+        let mut metadata = self.metadata(&plan, &vocab, &base_params);
+        let base_specs: Vec<TensorSpec> = plan
             .tensors
             .iter()
             .map(|tp| TensorSpec {
                 name: tp.name.clone(),
-                ty: tp.output_type(params.dtype),
+                ty: tp.output_type(base),
                 shape: tp.output_shape().iter().rev().map(|&d| d as u64).collect(),
             })
             .collect();
+        let mut specs = base_specs.clone();
+        if !direct {
+            metadata = quantizer::quantized_metadata(
+                &metadata,
+                self.arch,
+                params.dtype,
+                params.container,
+                None,
+            );
+            for s in &mut specs {
+                let (ty, why) = quantizer::tensor_type(&s.name, &s.shape, params.dtype);
+                if let Some(reason) = why {
+                    log::warn!(
+                        "{}: {reason}; using {ty} instead of {}",
+                        s.name,
+                        params.dtype
+                    );
+                }
+                s.ty = ty;
+            }
+        }
         let out_bytes: u64 = specs
             .iter()
             .map(|s| s.ty.tensor_size(&s.shape).unwrap_or(0))
@@ -467,11 +508,18 @@ impl Converter {
             )
         };
         step("", 0)?;
-        let mut writer = create_writer(self.arch, params.container, &target, &metadata, specs)?;
+        let mut writer = crate::format::create_writer(
+            &target,
+            params.container,
+            self.arch,
+            &metadata,
+            None,
+            specs.clone(),
+        )?;
         let mut buf = Vec::new();
         for (i, tp) in plan.tensors.iter().enumerate() {
             step(&tp.name, i as u64)?;
-            let ty = tp.output_type(params.dtype);
+            let ty = base_specs[i].ty;
             match &tp.source {
                 Source::Tensor {
                     name,
@@ -487,7 +535,12 @@ impl Converter {
                 }
                 Source::Generated { values, .. } => tensor::produce_generated(values, ty, &mut buf),
             }
-            writer.write_tensor(&buf)?;
+            if specs[i].ty == ty {
+                writer.write_tensor(&buf)?;
+            } else {
+                let q = quantizer::convert_bytes(&tp.name, &buf, ty, &specs[i].shape, specs[i].ty)?;
+                writer.write_tensor(&q)?;
+            }
         }
         drop(buf);
         step("", total)?;
@@ -498,7 +551,11 @@ impl Converter {
         let meta = Meta {
             model: self.arch,
             quantization: params.dtype,
-            quantization_version: QuantizationVersion::NotQuantized,
+            quantization_version: if params.dtype.is_quantized() {
+                QuantizationVersion::V2
+            } else {
+                QuantizationVersion::NotQuantized
+            },
             container: params.container,
             converter: "ferrollm".to_string(),
             hash: None,
@@ -530,35 +587,6 @@ impl Converter {
 }
 
 /// The writer for `container` at `path`.
-fn create_writer(
-    arch: Architecture,
-    container: Container,
-    path: &Path,
-    metadata: &Metadata,
-    specs: Vec<TensorSpec>,
-) -> Result<Box<dyn TensorWriter>> {
-    Ok(match container {
-        Container::Gguf => Box::new(GgufWriter::create(
-            path,
-            metadata,
-            &specs,
-            crate::format::gguf::DEFAULT_ALIGNMENT,
-        )?),
-        Container::Ggjt | Container::Ggml => {
-            let format = if container == Container::Ggjt {
-                LegacyFormat::GGJT_V3
-            } else {
-                LegacyFormat::GGML
-            };
-            let vocab = legacy_vocab_from_metadata(metadata)?;
-            Box::new(LegacyWriter::create(
-                path, format, arch, metadata, &vocab, specs,
-            )?)
-        }
-        Container::Ggmf => unreachable!("refused by ConvertParams::check"),
-    })
-}
-
 /// Directories created for the output, removed again (when still empty) unless the conversion
 /// succeeds.
 #[derive(Default)]

@@ -104,6 +104,7 @@ pub fn quantization_of_file_type(file_type: u64) -> Option<GgmlType> {
         14 | 15 => GgmlType::Q4_K,
         16 | 17 => GgmlType::Q5_K,
         18 => GgmlType::Q6_K,
+        32 => GgmlType::BF16,
         _ => return None,
     })
 }

@@ -79,6 +79,14 @@ impl OutputFile {
             .writer
             .into_inner()
             .map_err(|e| Error::io(&target, "write", e.into_error()))?;
+        // Temporary files are created private (0600); a finished model file is an ordinary one.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .at(&target, "set the permissions of")?;
+        }
         tmp.as_file().sync_all().at(&target, "sync")?;
         tmp.persist(&target)
             .map_err(|e| Error::io(&target, "rename into place", e.error))?;
@@ -101,6 +109,12 @@ mod tests {
         assert!(!target.exists());
         assert_eq!(out.finish().unwrap(), target);
         assert_eq!(std::fs::read(&target).unwrap().len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

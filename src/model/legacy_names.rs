@@ -1,5 +1,7 @@
 //! Tensor names of the legacy files llm-rs 0.2.15 writes, mapped onto the GGUF names the decoder
-//! uses, per architecture. Facts from llm-rs' converters (`llm_rs/convert/models/*.py`):
+//! uses, per architecture, and what else the decoder must know about those files.
+//!
+//! Facts from llm-rs' converters (`llm_rs/convert/models/*.py`):
 //! - GPT-2 renames to the ggml example's `model/...` names (`/g`, `/b` for norms, `/w`, `/b` for
 //!   linear layers) and transposes the Conv1D weights, as llama.cpp's converter does.
 //! - GPT-J, GPT-NeoX and MPT keep transformers' names and layouts; GPT-NeoX's fused QKV stays
@@ -9,6 +11,34 @@
 //!   `w3` = up, `w2` = down) with Q/K rows permuted for rotary exactly as llama.cpp's converter.
 //! - BLOOM uses LLaMA-like names (`norm` is the *embedding* norm, `output_norm` the final one) and
 //!   reorders the fused QKV into `[q; k; v]` like llama.cpp's converter.
+//! - Tied output heads are written out: transformers' `state_dict()` lists a tied weight under
+//!   both names, so GPT-2 (`model/lm_head`), MPT (`lm_head.weight`) and BLOOM (`output.weight`)
+//!   files hold the head; files without one (the ggml GPT-2 example's) use `token_embd`.
+//! - MPT's norms have no bias (transformers drops them), so none is written; `clip_qkv` is written
+//!   (0.0 for none) and the decoder applies it, which llm does not.
+//!
+//! Hyperparameters the legacy layouts do not carry (see `format/legacy.rs` for those they do),
+//! with what llm (rustformers, rev 129b84a, the one llm-rs 0.2.15 pins, on the ggml of llama.cpp
+//! 8183159) uses and what the decoder uses (`Spec::from_metadata` defaults):
+//! - LayerNorm epsilon: ggml's `ggml_norm` hard-codes 1e-5; transformers' default
+//!   (`layer_norm_epsilon` / `layer_norm_eps`) for GPT-2, GPT-J, GPT-NeoX, MPT and BLOOM is 1e-5
+//!   too. The decoder uses 1e-5.
+//! - LLaMA's RMSNorm epsilon: llm passes `LLAMA_DEFAULT_RMS_EPS` = 5e-6; transformers'
+//!   `LlamaConfig` default and LLaMA 1's checkpoints use 1e-6 (Llama 2 uses 1e-5, which only a GGUF
+//!   file can say). The decoder uses 1e-6, what the fixtures' transformers models use; with 5e-6
+//!   the LLaMA fixture's logits move by 1.4e-5 of the largest logit away from transformers' (from
+//!   2e-6), well inside every tolerance.
+//! - Context length: LLaMA and BLOOM files carry none; llm takes it from the session (llm-rs'
+//!   default 2048) and so does the decoder (2048 unless the session says otherwise).
+//! - RoPE base 10000 and no scaling (llm: ggml's default; the LLaMA layout cannot say otherwise).
+//! - ALiBi maximum bias: MPT files carry it; llm uses 8 for BLOOM, as transformers' BLOOM does.
+//! - Special tokens: the embedded vocabulary names none. For LLaMA's SentencePiece vocabulary
+//!   (control tokens stored as empty strings) the tokenizer takes SentencePiece's default BOS 1
+//!   and EOS 2, and recognises the byte-fallback tokens (`tokenizer.rs`); for the byte-level BPE
+//!   vocabularies it names none (llm looks `<|endoftext|>`, `</s>` up by string and puts id 1 in
+//!   front of every prompt, whatever the architecture).
+//!
+//! Checked against transformers by `tests/engine_legacy.rs` on files written by the real llm-rs.
 
 use crate::Architecture;
 

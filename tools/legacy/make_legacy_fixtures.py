@@ -20,26 +20,48 @@ in 5.x):
     # /opt/fvenv has: llm-rs==0.2.15 torch==2.15.0 numpy==2.4.6 blake3==1.0.11
 
 Run:  /opt/llmrs-venv/bin/python tools/legacy/make_legacy_fixtures.py tests/fixtures/legacy
+      /opt/llmrs-venv/bin/python tools/legacy/make_legacy_fixtures.py --references-only tests/fixtures/legacy
 
 The f16 files and their sidecars come out byte-identical on every run; the quantized ones do not,
 because llm-rs' quantizer lists the tensors in hash-map order (their expected facts do not depend
 on the order). llm-rs writes no GGMF file: the tests derive one from the GPT-2 GGML fixture by the
 documented layout.
+
+Beside the files, `<arch>.reference.json` records what *transformers* computes with the model the
+files of that architecture were converted from (see `transformers_reference`): a prompt's token ids,
+the logits at every prompt position and the 16-token greedy continuation (EOS masked as
+`generate(min_new_tokens=16)` does), each for the float32 weights and for the same weights rounded
+to float16 as llm-rs' converter loads them (= the values the f16 files hold); for each quantized
+file, the same with the file's dequantized weights, with and without ggml's Q8_0 rounding of the
+activations; the token ids of a few texts; which tokens llm-rs' embedded vocabulary cannot spell
+(see `vocabulary_loss`); and llm-rs' own greedy text on every file of the architecture
+(informative). The prompt is chosen per architecture by a fixed rule (`PROMPT_RULE`), since these
+random models repeat one token for most prompts. `--references-only` rebuilds the models, checks
+that they convert to the committed f16 files byte for byte, and rewrites only the reference files,
+leaving the committed quantized files (and their random tensor order) alone; either way the
+reference files come out byte-identical on every run (about 600 kB in all).
 """
 
+import argparse
 import json
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 import pathlib
+import re
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import numpy as np
 import torch
 from blake3 import blake3
 
 import transformers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
 assert transformers.__version__.startswith("4."), transformers.__version__
 
@@ -341,7 +363,398 @@ def write_expected(path, arch, container, version, ftype, cfg, tensors, toks, sc
     pathlib.Path(path).write_text(json.dumps(exp, indent=1) + "\n")
 
 
-def main(out_dir):
+# ------------------------------------------------------------------------------------------------
+# transformers references for the engine tests (tests/engine_legacy.rs)
+
+# Candidate prompts, tried in this order for each architecture; see `choose_prompt`.
+PROMPTS = [
+    "hello world",
+    "one two three four",
+    "the lazy dog",
+    "alpha beta gamma",
+    "rust python ggml",
+    "café naïve über",
+    "東京 日本 😀",
+    "tensor quantize convert",
+    "the quick brown fox",
+    "llama bloom falcon",
+]
+# Further texts whose token ids are recorded (with the prompts) for the tokenizer checks.
+EXTRA_TEXTS = ["hello  world", "one\ntwo", " leading space", "quantize πσ"]
+N_GREEDY = 16
+# Every greedy step's top-1 logit must beat the runner-up by this much (float32 and f16-rounded
+# weights alike), so that a correct engine on the f16 file cannot flip a step by rounding.
+MIN_MARGIN = 0.02
+PROMPT_RULE = (
+    f"the candidate with the most distinct greedy tokens among those whose float32 and f16-rounded "
+    f"greedy continuations agree with a top-1/top-2 margin >= {MIN_MARGIN} at every step (first "
+    f"such candidate on ties)"
+)
+
+
+def f32(x):
+    """A float32 as the shortest decimal that reads back as the same float32 (also through a
+    float64 parser that is off by a couple of ulps); else the exact float64 value of the float32."""
+    v = np.float32(x)
+    if not np.isfinite(v):
+        raise ValueError(f"non-finite value {v}")
+    out = float(str(v))
+    near = [out]
+    for direction in (np.inf, -np.inf):
+        y = np.float64(out)
+        for _ in range(2):
+            y = np.nextafter(y, direction)
+            near.append(float(y))
+    if any(np.float32(y) != v for y in near):
+        out = float(v)
+    assert np.float32(out) == v
+    return out
+
+
+def logit_list(t):
+    """Logits rounded to 6 significant digits (relative rounding <= 5e-7: far below every
+    tolerance the tests use, and a quarter smaller than float32's shortest round-trip text)."""
+    return [float(f"{x:.6g}") for x in t.detach().to(torch.float32).reshape(-1).numpy()]
+
+
+def dumps(obj, indent=0):
+    """JSON with objects indented and every list of scalars on one line."""
+    pad, pad1 = " " * indent, " " * (indent + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{pad1}{json.dumps(k, ensure_ascii=False)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        if all(not isinstance(x, (dict, list, tuple)) for x in obj):
+            return "[" + ",".join(json.dumps(x, ensure_ascii=False, allow_nan=False) for x in obj) + "]"
+        return "[\n" + ",\n".join(pad1 + dumps(x, indent + 1) for x in obj) + "\n" + pad + "]"
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def reference_model(hf, f16_weights=False):
+    """The saved checkpoint in float32 with eager attention; with `f16_weights`, every parameter
+    rounded to float16 as llm-rs' converter loads it (`torch_dtype=torch.float16`), which gives
+    exactly the values its f16 files hold. (Loading with `dtype=float16` instead would also round
+    buffers such as GPT-J's sin/cos table, which the files do not hold.)"""
+    m = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32, attn_implementation="eager")
+    if f16_weights:
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(p.half().float())
+    return m.eval()
+
+
+def greedy_loop(model, input_ids, eos_ids):
+    """Greedy decoding by full forward passes (no cache), EOS ids masked to -inf; returns the ids,
+    the smallest top-1/top-2 margin and the steps at which the unmasked argmax was an EOS id."""
+    seq = list(input_ids)
+    margins, eos_steps = [], []
+    with torch.no_grad():
+        for step in range(N_GREEDY):
+            logits = model(torch.tensor([seq])).logits[0, -1].clone()
+            if int(torch.argmax(logits)) in eos_ids:
+                eos_steps.append(step)
+            for e in eos_ids:
+                logits[e] = -float("inf")
+            top = torch.topk(logits, 2).values
+            margins.append(float(top[0] - top[1]))
+            seq.append(int(torch.argmax(logits)))
+    return seq[len(input_ids):], min(margins), eos_steps
+
+
+def greedy_generate(model, input_ids, eos_ids):
+    """generate(do_sample=False, min_new_tokens=N, max_new_tokens=N), checked against greedy_loop."""
+    ids = torch.tensor([input_ids])
+    with torch.no_grad():
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
+            max_new_tokens=N_GREEDY, min_new_tokens=N_GREEDY, eos_token_id=eos_ids,
+            pad_token_id=eos_ids[0],
+        )
+    gen = out[0, len(input_ids):].tolist()
+    loop, margin, eos_steps = greedy_loop(model, input_ids, eos_ids)
+    assert gen == loop, f"generate() {gen} and the no-cache loop {loop} disagree"
+    return gen, margin, eos_steps
+
+
+def choose_prompt(tok, m32, m16, eos_ids):
+    tried, best = [], None
+    for prompt in PROMPTS:
+        ids = tok(prompt)["input_ids"]
+        g32, mg32, _ = greedy_loop(m32, ids, eos_ids)
+        g16, mg16, _ = greedy_loop(m16, ids, eos_ids)
+        ok = g32 == g16 and min(mg32, mg16) >= MIN_MARGIN
+        tried.append({"prompt": prompt, "distinct": len(set(g32)), "margin_f32": f32(mg32),
+                      "margin_f16_weights": f32(mg16), "f32_equals_f16_weights": g32 == g16})
+        if ok and (best is None or len(set(g32)) > best[1]):
+            best = (prompt, len(set(g32)))
+    if best is None:
+        sys.exit(f"no candidate prompt qualifies: {tried}")
+    return best[0], tried
+
+
+def true_token_bytes(arch, tok, i):
+    """The bytes transformers' tokenizer spells token `i` with (None: a control token, which
+    `decode` writes as its name)."""
+    if arch == "llama":
+        sp = tok.sp_model
+        if sp.is_control(i):
+            return None
+        if sp.is_unknown(i):
+            return " \u2047 ".encode()
+        if sp.is_byte(i):
+            return bytes([int(sp.id_to_piece(i)[3:-1], 16)])
+        return sp.id_to_piece(i).replace("\u2581", " ").encode()
+    token = tok.convert_ids_to_tokens(i)
+    if i in tok.all_special_ids:
+        return token.encode()
+    decoder = {c: b for b, c in bytes_to_unicode().items()}
+    return bytes(decoder[c] for c in token)
+
+
+def vocabulary_loss(arch, tok, llm_rs_tokens, ids):
+    """Splits `ids` into maximal runs of tokens that llm-rs' embedded vocabulary spells with the
+    same bytes as the tokenizer, each with transformers' decoded text, and lists the others."""
+    runs, lossy, cur = [], [], []
+    for i in ids:
+        true = true_token_bytes(arch, tok, i)
+        if true == llm_rs_tokens[i]:
+            cur.append(i)
+            continue
+        if cur:
+            runs.append(cur)
+        cur = []
+        lossy.append({
+            "id": i,
+            "tokenizer_bytes_hex": None if true is None else true.hex(),
+            "tokenizer_text": tok.decode([i], skip_special_tokens=False),
+            "llm_rs_bytes_hex": llm_rs_tokens[i].hex(),
+        })
+    if cur:
+        runs.append(cur)
+    return {
+        "lossless_runs": [{"ids": r, "text": tok.decode(r, skip_special_tokens=False)} for r in runs],
+        "lossy_tokens": lossy,
+        "text_from_llm_rs_vocabulary": b"".join(llm_rs_tokens[i] for i in ids).decode("utf-8", "replace"),
+    }
+
+
+def model_outputs(m, tok, ids, eos_ids):
+    with torch.no_grad():
+        logits = m(torch.tensor([ids])).logits[0]
+    greedy, margin, eos_steps = greedy_generate(m, ids, eos_ids)
+    return {
+        "greedy": {
+            "ids": greedy,
+            "text": tok.decode(greedy, skip_special_tokens=False),
+            "min_top1_top2_logit_margin": f32(margin),
+            "steps_where_unmasked_argmax_was_eos": eos_steps,
+            "distinct_tokens": len(set(greedy)),
+        },
+        "logits_shape": list(logits.shape),
+        "logits": [logit_list(row) for row in logits],
+    }
+
+
+def transformers_reference(arch, hf, conv, llm_rs_tokens):
+    """What transformers computes with the checkpoint the fixtures of `arch` came from."""
+    torch.set_num_threads(1)
+    tok = conv.tokenizer  # the tokenizer llm-rs' converter used (LlamaTokenizer for LLaMA)
+    m32 = reference_model(hf)
+    m16 = reference_model(hf, f16_weights=True)
+    eos_ids = [tok.eos_token_id]
+    prompt, tried = choose_prompt(tok, m32, m16, eos_ids)
+    ids = tok(prompt)["input_ids"]
+    out = {
+        "architecture": arch,
+        "generated_by": "tools/legacy/make_legacy_fixtures.py",
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0],
+                     "llm_rs": "0.2.15"},
+        "compute": "AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, "
+                   "attn_implementation='eager').eval(), torch.no_grad(), 1 thread: 'float32' with the "
+                   "checkpoint's weights; 'f16_weights' with every parameter rounded to float16 (what "
+                   "llm-rs' converter reads and the f16 files hold); quantized.<file>.dequantized "
+                   "with every weight replaced by the file's dequantized value (llm-rs' renames and "
+                   "Q/K permutation undone); quantized.<file>.dequantized_q8_activations the same "
+                   "with the input of every linear layer rounded through Q8_0 as ggml does for "
+                   "Q4_0/Q8_0 weights (ggml's arithmetic up to summation order)",
+        "logits_rounding": "6 significant digits",
+        "tokenizer": type(tok).__name__,
+        "prompt": prompt,
+        "prompt_rule": PROMPT_RULE,
+        "prompts_tried": tried,
+        "input_ids": ids,
+        "eos_masked_ids": eos_ids,
+        "greedy_method": f"model.generate(input_ids, do_sample=False, max_new_tokens={N_GREEDY}, "
+                         f"min_new_tokens={N_GREEDY}, eos_token_id={eos_ids}) (min_new_tokens masks "
+                         f"the EOS ids to -inf at every step), checked against a no-cache loop",
+    }
+    out["tokenization"] = []
+    for text in PROMPTS + EXTRA_TEXTS:
+        sample_ids = tok(text)["input_ids"]
+        loss = vocabulary_loss(arch, tok, llm_rs_tokens, sample_ids)
+        out["tokenization"].append({"text": text, "ids": sample_ids, "decoded": loss})
+    out["float32"] = model_outputs(m32, tok, ids, eos_ids)
+    out["f16_weights"] = model_outputs(m16, tok, ids, eos_ids)
+    out["vocabulary"] = vocabulary_loss(arch, tok, llm_rs_tokens, out["float32"]["greedy"]["ids"])
+    out["vocabulary"]["rule"] = (
+        "llm-rs writes token i as tokenizer.decode([dot, i]) minus the dot (LLaMA: the SentencePiece "
+        "piece, raw bytes for byte tokens, nothing for control tokens); a token is lossy when that "
+        "differs from the bytes the tokenizer spells it with")
+    return out
+
+
+# Hyperparameter bytes before the vocabulary (including GPT-2/GPT-J's repeated n_vocab) and the
+# index of n_vocab among them, per llm-rs' layouts (src/format/legacy.rs).
+LEGACY_HPARAMS = {"gpt2": (7, 0), "gptj": (8, 0), "gptneox": (8, 0), "llama": (7, 0), "mpt": (8, 4),
+                  "bloom": (6, 0)}
+
+
+def dequantize(ty, raw, n):
+    """ggml's block formats of the GGJT v3 era, decoded by their definition (ggml-quants.c)."""
+    if ty == 0:
+        return np.frombuffer(raw, "<f4", n).astype(np.float32)
+    if ty == 1:
+        return np.frombuffer(raw, "<f2", n).astype(np.float32)
+    if ty == 2:  # q4_0: f16 scale, 16 bytes of nibbles (low nibbles = values 0..15, high = 16..31)
+        b = np.frombuffer(raw, np.uint8, n // 32 * 18).reshape(-1, 18)
+        d = b[:, :2].copy().view("<f2").astype(np.float32)
+        q = np.concatenate([b[:, 2:] & 0xF, b[:, 2:] >> 4], axis=1).astype(np.float32) - 8
+        return (q * d).reshape(-1)
+    if ty == 8:  # q8_0: f16 scale, 32 int8
+        b = np.frombuffer(raw, np.uint8, n // 32 * 34).reshape(-1, 34)
+        d = b[:, :2].copy().view("<f2").astype(np.float32)
+        return (b[:, 2:].copy().view(np.int8).astype(np.float32) * d).reshape(-1)
+    raise ValueError(f"ggml type {ty} not handled here")
+
+
+def read_legacy_tensors(path, arch):
+    """{name: float32 array in torch's (rows, cols) order} of an llm-rs file (GGML or GGJT)."""
+    b = pathlib.Path(path).read_bytes()
+    magic = struct.unpack_from("<I", b, 0)[0]
+    ggjt = magic == 0x67676A74
+    off = 8 if magic in (0x67676A74, 0x67676D66) else 4
+    n_fields, vocab_at = LEGACY_HPARAMS[arch]
+    n_vocab = struct.unpack_from("<i", b, off + 4 * vocab_at)[0]
+    off += 4 * n_fields
+    for _ in range(n_vocab):
+        off += 4 + struct.unpack_from("<I", b, off)[0] + (4 if magic != 0x67676D6C else 0)
+    out = {}
+    while off < len(b):
+        n_dims, name_len, ty = struct.unpack_from("<iiI", b, off)
+        off += 12
+        dims = struct.unpack_from(f"<{n_dims}i", b, off)
+        off += 4 * n_dims
+        name = b[off:off + name_len].decode()
+        off += name_len
+        if ggjt:
+            off = (off + 31) & ~31
+        n = int(np.prod(dims))
+        size = {0: 4 * n, 1: 2 * n, 2: n // 32 * 18, 8: n // 32 * 34}[ty]
+        out[name] = dequantize(ty, b[off:off + size], n).reshape(dims[::-1])
+        off += size
+    return out
+
+
+def q8_0_round_trip(x):
+    """`x` (last dimension a multiple of 32) quantized to ggml's Q8_0 and back, as ggml (and
+    ferrollm) quantize the activations of a product with Q4_0/Q8_0 weights: per block of 32,
+    d = max|x| / 127, q = roundf(x / d) (half away from zero), value = q × f16(d)."""
+    b = x.reshape(*x.shape[:-1], -1, 32)
+    d = b.abs().amax(dim=-1, keepdim=True) / 127
+    inv = torch.where(d > 0, 1.0 / d, torch.zeros_like(d))
+    v = b * inv
+    q = torch.sign(v) * torch.floor(v.abs() + 0.5)
+    return (q * d.half().float()).reshape(x.shape)
+
+
+def dequantized_model(arch, hf, conv, path, q8_activations=False):
+    """The float32 transformers model with every weight replaced by the file's (dequantized)
+    value, undoing llm-rs' renames and transforms; with `q8_activations`, the input of every
+    linear layer (all of whose weights the llm-rs quantizer quantizes) goes through Q8_0 first."""
+    m = reference_model(hf)
+    if q8_activations:
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Linear):
+                mod.register_forward_pre_hook(lambda _m, args: (q8_0_round_trip(args[0]),) + args[1:])
+    tensors = read_legacy_tensors(path, arch)
+    used = set()
+    sd = {}
+    for name, w in m.state_dict().items():
+        if conv._filter_weights(name, w):
+            continue
+        legacy = conv._rename_weights(name)
+        if legacy not in tensors:
+            continue
+        t = tensors[legacy]
+        if arch == "llama" and re.fullmatch(r"layers\.\d+\.attention\.w[qk]\.weight", legacy):
+            h = conv.config.num_attention_heads  # undo the rotary row permutation
+            t = t.reshape(h, t.shape[0] // h // 2, 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
+        elif arch not in ("gptj", "llama"):
+            raise NotImplementedError(f"undoing llm-rs' {arch} transforms")
+        sd[name] = torch.from_numpy(np.ascontiguousarray(t)).reshape(w.shape)
+        used.add(legacy)
+    assert used == set(tensors), f"file tensors not mapped back: {set(tensors) - used}"
+    missing = [k for k, p in m.named_parameters() if k not in sd]
+    assert not missing, f"parameters the file does not hold: {missing}"
+    m.load_state_dict(sd, strict=False)
+    return m.eval()
+
+
+LLM_RS_RUN = r"""
+import json, sys
+import llm_rs
+from llm_rs import GenerationConfig, Precision, SessionConfig
+arch, path, prompt, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cls = {"gpt2": llm_rs.Gpt2, "gptj": llm_rs.GptJ, "gptneox": llm_rs.GptNeoX, "llama": llm_rs.Llama,
+       "mpt": llm_rs.Mpt, "bloom": llm_rs.Bloom}[arch]
+m = cls(path, SessionConfig(threads=1, context_length=128, keys_memory_type=Precision.FP32,
+                            values_memory_type=Precision.FP32))
+r = m.generate(prompt, GenerationConfig(top_k=1, top_p=1.0, temperature=1.0, repetition_penalty=1.0,
+                                        max_new_tokens=n, seed=42))
+print(json.dumps({"prompt_ids_from_tokenize": m.tokenize(prompt), "text": r.text,
+                  "stop_reason": str(r.stop_reason)}))
+"""
+
+
+def llm_rs_greedy(arch, path, prompt):
+    """llm-rs' own greedy generation on a file (one process per file: ggml's context pool runs out
+    when one process loads many models)."""
+    p = subprocess.run([sys.executable, "-c", LLM_RS_RUN, arch, str(path), prompt, str(N_GREEDY)],
+                       capture_output=True, text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
+    return json.loads(p.stdout)
+
+
+def write_reference(out, arch, hf, conv):
+    toks, _ = reference_tokens(arch, conv)
+    ref = transformers_reference(arch, hf, conv, toks)
+    ids, eos_ids = ref["input_ids"], ref["eos_masked_ids"]
+    ref["quantized"] = {
+        f.name: {
+            key: model_outputs(dequantized_model(arch, hf, conv, f, q8), conv.tokenizer, ids, eos_ids)
+            for key, q8 in (("dequantized", False), ("dequantized_q8_activations", True))
+        }
+        for f in sorted(out.glob(f"{arch}-*-ggjt.bin"))
+    }
+    ref["llm_rs_generate"] = {
+        "method": f"llm_rs.<Model>(file, SessionConfig(threads=1, context_length=128, FP32 keys and "
+                  f"values)).generate(prompt, GenerationConfig(top_k=1, top_p=1.0, temperature=1.0, "
+                  f"repetition_penalty=1.0, max_new_tokens={N_GREEDY})): llm-rs tokenizes the prompt "
+                  f"with the embedded vocabulary and stops at its end token; informative only",
+    }
+    for f in sorted(out.glob(f"{arch}-*.bin")):
+        ref["llm_rs_generate"][f.name] = llm_rs_greedy(arch, f, ref["prompt"])
+    (out / f"{arch}.reference.json").write_text(dumps(ref) + "\n", encoding="utf-8")
+    g = ref["float32"]["greedy"]
+    print(f"{arch}: prompt {ref['prompt']!r} ({len(ref['input_ids'])} ids), greedy distinct "
+          f"{g['distinct_tokens']}, margin {g['min_top1_top2_logit_margin']:.4f}, lossy "
+          f"{len(ref['vocabulary']['lossy_tokens'])}", file=sys.stderr)
+
+
+def main(out_dir, references_only):
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = [
@@ -359,6 +772,15 @@ def main(out_dir):
             cls = CONVERTERS[arch]
             # The tokenizer path is passed explicitly: MPT's converter would otherwise download one.
             conv = cls(hf, hf)
+            if references_only:
+                # The references must come from the model the committed files were converted from.
+                again = pathlib.Path(tmp) / f"{arch}-f16.bin"
+                conv.convert(str(again))
+                committed = out / f"{arch}-f16.bin"
+                if again.read_bytes() != committed.read_bytes():
+                    sys.exit(f"{committed} is not what this script converts; regenerate everything")
+                write_reference(out, arch, hf, conv)
+                continue
             f16 = out / f"{arch}-f16.bin"
             conv.convert(str(f16))
             meta = json.loads(f16.with_suffix(".meta").read_text())
@@ -386,8 +808,14 @@ def main(out_dir):
                     out / f"{arch}-{qname}-ggjt.expected.json", arch, "ggjt", 3, ftype, cfg, ref,
                     toks, scores if scores is not None else [0.0] * len(toks), qname,
                 )
+            write_reference(out, arch, hf, conv)
             print(arch, "done", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/legacy")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir", nargs="?", default="tests/fixtures/legacy")
+    ap.add_argument("--references-only", action="store_true",
+                    help="only rewrite <arch>.reference.json, after checking the committed f16 files")
+    args = ap.parse_args()
+    main(args.out_dir, args.references_only)

@@ -11,11 +11,15 @@ use std::path::PathBuf;
 /// tokenizer.json) into a GGUF (default), GGJT or GGML file.
 ///
 /// OUT may be a file or a folder, and defaults to the model folder. In a folder the name is
-/// <model>-<dtype>.gguf (.bin for ggjt/ggml). A path that does not exist yet is a file when its
+/// <model>-<type>.gguf (.bin for ggjt/ggml; -<type>-ggjt.bin for a quantized GGJT file). A path that does not exist yet is a file when its
 /// last component has an extension, else a folder to create. The last line of standard output is
 /// the path written.
 ///
-/// Example: ferrollm convert models/tiny-llama out/ --dtype f16
+/// With a quantized --type the tensors are quantized as they stream through: the same bytes as
+/// converting to f16 and then running `ferrollm quantize`, without the f16 file.
+///
+/// Examples: ferrollm convert models/tiny-llama out/
+///           ferrollm convert models/tiny-llama out/ --type q4_0
 #[derive(Args)]
 pub struct ConvertArgs {
     /// The model folder.
@@ -28,8 +32,14 @@ pub struct ConvertArgs {
     /// Output container: gguf, ggjt or ggml.
     #[arg(long, default_value = "gguf")]
     pub container: String,
-    /// Type of the weight matrices: f16 or f32.
-    #[arg(long, default_value = "f16")]
+    /// Type of the weight matrices: f16 (default), f32, bf16, or a quantization (q4_0, q4_1,
+    /// q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k).
+    #[arg(
+        long = "type",
+        visible_alias = "dtype",
+        short = 't',
+        default_value = "f16"
+    )]
     pub dtype: String,
 }
 
@@ -43,15 +53,19 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             )))
         }
     };
-    let dtype = match GgmlType::from_name(&a.dtype) {
-        Some(t @ (GgmlType::F16 | GgmlType::F32)) => t,
-        _ => {
-            return Err(Error::invalid_argument(format!(
-            "unknown dtype {:?}; use f16 or f32 (quantize the converted file for smaller types)",
-            a.dtype
-        )))
-        }
-    };
+    let dtype = GgmlType::from_name(&a.dtype)
+        .filter(|t| ferrollm::quantizer::is_target_type(*t))
+        .ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "unknown type {:?}; use one of {}",
+                a.dtype,
+                ferrollm::quantizer::TARGET_TYPES
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
     let conv = match &a.arch {
         Some(name) => {
             let arch = Architecture::from_name(name).ok_or_else(|| {

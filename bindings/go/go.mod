@@ -1,0 +1,3 @@
+module github.com/ferrollm/ferrollm/bindings/go
+
+go 1.19

@@ -1,0 +1,213 @@
+//! The run commands as a user runs them: JSON shapes, values cross-checked against the library
+//! and the reference, exit codes and one-line errors.
+
+mod common;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ferrollm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrollm"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn converted(dir: &Path, fixture: &str) -> PathBuf {
+    let src = common::fixture(&format!("hf/{fixture}"));
+    let (ok, out, err) = ferrollm(&[
+        "convert",
+        src.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "--dtype",
+        "f32",
+    ]);
+    assert!(ok, "{err}");
+    PathBuf::from(out.lines().last().unwrap())
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn logits_tokenize_embed_match_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted(tmp.path(), "llama");
+    let m = model.to_str().unwrap();
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("hf/llama/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let (ok, out, err) = ferrollm(&["tokenize", m, r["prompt"].as_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["tokens"], r["input_ids"]);
+    let ids: Vec<String> = r["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let (ok, out, err) = ferrollm(&[
+        "logits",
+        m,
+        "--tokens",
+        &ids.join(","),
+        "--all",
+        "--json",
+        "--kv-type",
+        "f32",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["n_vocab"], 512);
+    let rows = v["logits"].as_array().unwrap();
+    assert_eq!(rows.len(), ids.len());
+    let (got, want) = (
+        rows.last().unwrap().as_array().unwrap(),
+        r["logits"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_array()
+            .unwrap(),
+    );
+    for (a, b) in got.iter().zip(want) {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-3);
+    }
+    let (ok, out, _) = ferrollm(&["logits", m, "--tokens", &ids.join(","), "--json"]);
+    assert!(ok);
+    assert_eq!(
+        json(&out)["logits"].as_array().unwrap().len(),
+        1,
+        "without --all: the last position only"
+    );
+    let (ok, out, err) = ferrollm(&["embed", m, r["prompt"].as_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["embedding"].as_array().unwrap().len(), 64);
+}
+
+#[test]
+fn generate_json_bench_and_perplexity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted(tmp.path(), "gpt2");
+    let m = model.to_str().unwrap();
+    let (ok, out, err) = ferrollm(&[
+        "generate",
+        m,
+        "-p",
+        "The old",
+        "--max-new-tokens",
+        "5",
+        "--temperature",
+        "0",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 5);
+    assert_eq!(v["stop_reason"], "max_length");
+    assert!(v["times"]["total_ms"].as_f64().unwrap() > 0.0);
+    // Greedy is deterministic, and streaming prints the same text.
+    let (ok, streamed, _) = ferrollm(&[
+        "generate",
+        m,
+        "-p",
+        "The old",
+        "--max-new-tokens",
+        "5",
+        "--temperature",
+        "0",
+    ]);
+    assert!(ok);
+    assert_eq!(streamed.trim_end_matches('\n'), v["text"].as_str().unwrap());
+    let (ok, out, err) = ferrollm(&["bench", m, "-p", "8", "-n", "4", "-r", "1", "--json"]);
+    assert!(ok, "{err}");
+    let v = json(&out);
+    assert!(
+        v["pp_tokens_per_s"].as_f64().unwrap() > 0.0
+            && v["tg_tokens_per_s"].as_f64().unwrap() > 0.0
+    );
+    let text = tmp.path().join("text.txt");
+    std::fs::write(
+        &text,
+        "The keeper counted the boats in the harbour and walked along the shore. ".repeat(20),
+    )
+    .unwrap();
+    let (ok, out, err) = ferrollm(&[
+        "perplexity",
+        m,
+        "-f",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let ppl = json(&out)["perplexity"].as_f64().unwrap();
+    // A random model over a 384-token vocabulary: finite and no better than certain.
+    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
+}
+
+#[test]
+fn errors_are_one_line() {
+    for args in [
+        vec!["generate", "/nonexistent/m.gguf", "-p", "x"],
+        vec!["logits", "/nonexistent/m.gguf", "--tokens", "1"],
+        vec!["tokenize", "/nonexistent/m.gguf", "x"],
+    ] {
+        let (ok, _, err) = ferrollm(&args);
+        assert!(!ok);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("/nonexistent/m.gguf"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn quickstart_runs_the_whole_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::fixture("hf/gpt2");
+    let out = tmp.path().join("qs");
+    let (ok, stdout, err) = ferrollm(&[
+        "quickstart",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-n",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    for step in [
+        "1. convert",
+        "2. quantize",
+        "3. load",
+        "4. generate",
+        "stop: ",
+    ] {
+        assert!(stdout.contains(step), "{step} missing from:\n{stdout}");
+    }
+    assert!(out.join("gpt2-f16.gguf").is_file() && out.join("gpt2-q4_0.gguf").is_file());
+    // Running again starts afresh rather than reusing stale outputs.
+    let (ok, _, err) = ferrollm(&[
+        "quickstart",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-n",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+}
