@@ -28,6 +28,7 @@ fn same_output(name: &str) {
         (Container::Gguf, GgmlType::F16, "gguf"),
         (Container::Gguf, GgmlType::F32, "gguf"),
         (Container::Ggjt, GgmlType::F16, "bin"),
+        (Container::Gguf, GgmlType::Q4_0, "gguf"), // one pass straight to a quantized type
     ] {
         let from_bin = convert(
             &bin_dir,
