@@ -420,7 +420,8 @@ void ferrollm_string_free(char *s);
 ferrollm_status ferrollm_convert_default_params(struct ferrollm_convert_params *params, size_t struct_size);
 
 /**
- * Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index,
+ * Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index — or
+ * pytorch_model.bin or its sharded index, read without executing anything —
  * tokenizer.json) and detects its architecture from config.json (`architectures[0]`, else
  * `model_type`). An unsupported architecture gives FERROLLM_ERR_UNSUPPORTED with the list of
  * supported ones.

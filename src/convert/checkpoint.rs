@@ -1,14 +1,19 @@
 //! The weights of a Hugging Face checkpoint: `model.safetensors`, or the shards listed by
-//! `model.safetensors.index.json`, each memory-mapped and parsed with the `safetensors` crate.
+//! `model.safetensors.index.json`, each memory-mapped and parsed with the `safetensors` crate —
+//! or, when a folder has no safetensors weights, PyTorch's `pytorch_model.bin` (or the shards of
+//! `pytorch_model.bin.index.json`), read by [`super::torch`] with a restricted unpickler and
+//! nothing executed. Safetensors are preferred when a folder has both.
 //!
 //! Nothing is copied when a checkpoint is opened: the headers are parsed (and fully validated by
 //! `safetensors`: offsets contiguous, sizes matching shapes and dtypes, data covering the file) and
 //! tensors are views into the maps. After a tensor has been converted its pages can be released
 //! ([`Checkpoint::release`]), so the resident memory of a conversion stays near one tensor.
 
+use super::torch::{self, TorchCheckpoint, TorchTensor};
 use crate::error::{Error, IoContext, Result};
 use memmap2::Mmap;
-use safetensors::tensor::{Dtype, SafeTensors};
+use safetensors::tensor::SafeTensors;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -61,23 +66,39 @@ impl SourceType {
 pub struct SourceTensor {
     /// Index of its shard (in the order [`Checkpoint::files`] lists them).
     pub shard: usize,
-    /// The dtype as safetensors names it ("F32", "I64", …).
-    pub dtype: Dtype,
+    /// The dtype as safetensors names it ("F32", "BF16", "I64", …; PyTorch dtypes by the same
+    /// names, plus "C128").
+    pub dtype: String,
     /// Row-major shape, outermost first (PyTorch's order).
     pub shape: Vec<usize>,
-    /// Absolute byte range in the shard file.
-    pub start: usize,
-    pub end: usize,
+    location: Location,
+}
+
+/// Where a tensor's bytes are.
+#[derive(Clone, Debug)]
+enum Location {
+    /// Absolute byte range in a safetensors shard file.
+    Range { start: usize, end: usize },
+    /// A (validated) view on a storage of a PyTorch file.
+    Torch(TorchTensor),
 }
 
 impl SourceTensor {
     /// The dtype, if conversion supports it.
     pub fn source_type(&self) -> Option<SourceType> {
-        match self.dtype {
-            Dtype::F32 => Some(SourceType::F32),
-            Dtype::F16 => Some(SourceType::F16),
-            Dtype::BF16 => Some(SourceType::BF16),
+        match self.dtype.as_str() {
+            "F32" => Some(SourceType::F32),
+            "F16" => Some(SourceType::F16),
+            "BF16" => Some(SourceType::BF16),
             _ => None,
+        }
+    }
+
+    /// Size of the tensor's values in bytes.
+    pub fn nbytes(&self) -> usize {
+        match &self.location {
+            Location::Range { start, end } => end - start,
+            Location::Torch(t) => t.nbytes(),
         }
     }
 }
@@ -89,13 +110,17 @@ struct Shard {
 
 /// The opened weights of a checkpoint.
 pub struct Checkpoint {
+    /// The safetensors files (empty for a PyTorch checkpoint).
     shards: Vec<Shard>,
+    /// The PyTorch files, when the weights are `pytorch_model.bin` (sharded or not).
+    torch: Option<TorchCheckpoint>,
     tensors: BTreeMap<String, SourceTensor>,
 }
 
 impl Checkpoint {
     /// Opens the weights of the model folder `dir`: the index and its shards when
-    /// `model.safetensors.index.json` exists, else `model.safetensors`.
+    /// `model.safetensors.index.json` exists, else `model.safetensors`; without either, the
+    /// PyTorch weights (`pytorch_model.bin.index.json` and its shards, else `pytorch_model.bin`).
     pub fn open(dir: &Path) -> Result<Checkpoint> {
         let index = dir.join(INDEX_FILE);
         if index.is_file() {
@@ -105,25 +130,47 @@ impl Checkpoint {
         if single.is_file() {
             let mut ck = Checkpoint {
                 shards: Vec::new(),
+                torch: None,
                 tensors: BTreeMap::new(),
             };
             ck.add_shard(single)?;
             return Ok(ck);
         }
-        let mut msg = format!(
-            "{}: no weights found: expected {SINGLE_FILE} or {INDEX_FILE}",
-            dir.display()
-        );
-        if dir.join("pytorch_model.bin").exists()
-            || dir.join("pytorch_model.bin.index.json").exists()
-        {
-            msg.push_str(
-                " (this folder has PyTorch pickle weights, pytorch_model.bin, which ferrollm does \
-                 not read; save the model with safetensors, e.g. `model.save_pretrained(dir)` in \
-                 transformers)",
-            );
+        if dir.join(torch::INDEX_FILE).is_file() || dir.join(torch::SINGLE_FILE).is_file() {
+            return Self::from_torch(TorchCheckpoint::open(dir)?);
         }
-        Err(Error::new(crate::ErrorKind::Format, msg))
+        Err(Error::new(
+            crate::ErrorKind::Format,
+            format!(
+                "{}: no weights found: expected {SINGLE_FILE}, {INDEX_FILE}, {} or {}",
+                dir.display(),
+                torch::SINGLE_FILE,
+                torch::INDEX_FILE
+            ),
+        ))
+    }
+
+    /// The tensors of an opened PyTorch checkpoint.
+    fn from_torch(tc: TorchCheckpoint) -> Result<Checkpoint> {
+        let tensors = tc
+            .tensors()
+            .map(|(name, t)| {
+                (
+                    name.to_string(),
+                    SourceTensor {
+                        shard: t.shard(),
+                        dtype: t.dtype().name().to_string(),
+                        shape: t.shape().to_vec(),
+                        location: Location::Torch(t.clone()),
+                    },
+                )
+            })
+            .collect();
+        Ok(Checkpoint {
+            shards: Vec::new(),
+            torch: Some(tc),
+            tensors,
+        })
     }
 
     fn open_sharded(dir: &Path, index: &Path) -> Result<Checkpoint> {
@@ -158,6 +205,7 @@ impl Checkpoint {
         }
         let mut ck = Checkpoint {
             shards: Vec::new(),
+            torch: None,
             tensors: BTreeMap::new(),
         };
         for (file, names) in files {
@@ -224,10 +272,12 @@ impl Checkpoint {
                 name,
                 SourceTensor {
                     shard,
-                    dtype: info.dtype,
+                    dtype: format!("{:?}", info.dtype),
                     shape: info.shape.clone(),
-                    start: data_start + info.data_offsets.0,
-                    end: data_start + info.data_offsets.1,
+                    location: Location::Range {
+                        start: data_start + info.data_offsets.0,
+                        end: data_start + info.data_offsets.1,
+                    },
                 },
             );
         }
@@ -250,52 +300,73 @@ impl Checkpoint {
 
     /// The file holding `t`.
     pub fn shard_path(&self, t: &SourceTensor) -> &Path {
-        &self.shards[t.shard].path
+        match &self.torch {
+            Some(tc) => tc.files()[t.shard].path(),
+            None => &self.shards[t.shard].path,
+        }
     }
 
     /// Paths of the weight files, in the order they were opened.
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.shards.iter().map(|s| s.path.as_path())
+    pub fn files(&self) -> Box<dyn Iterator<Item = &Path> + '_> {
+        match &self.torch {
+            Some(tc) => Box::new(tc.files().iter().map(|f| f.path())),
+            None => Box::new(self.shards.iter().map(|s| s.path.as_path())),
+        }
     }
 
     /// Total bytes of tensor data.
     pub fn data_size(&self) -> u64 {
-        self.tensors
-            .values()
-            .map(|t| (t.end - t.start) as u64)
-            .sum()
+        self.tensors.values().map(|t| t.nbytes() as u64).sum()
     }
 
-    /// The bytes of `t` (a view into its shard's map).
-    pub fn data(&self, t: &SourceTensor) -> &[u8] {
-        let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
-        &map[t.start..t.end]
+    /// The bytes of `t`: a view into its shard's map, or — for a PyTorch tensor that is not a
+    /// contiguous little-endian view of its storage — a contiguous copy. Fails only for PyTorch
+    /// tensors (an unsupported dtype, or an expanded view; see [`TorchCheckpoint::data`]).
+    pub fn data(&self, t: &SourceTensor) -> Result<Cow<'_, [u8]>> {
+        match &t.location {
+            Location::Range { start, end } => {
+                let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
+                Ok(Cow::Borrowed(&map[*start..*end]))
+            }
+            Location::Torch(tt) => self.torch.as_ref().expect("a PyTorch checkpoint").data(tt),
+        }
     }
 
     /// Tells the OS that the bytes `range` of tensor `t` (relative to its first byte) will not be
     /// needed again soon, so that the whole pages among them leave this process's resident set
     /// (they are read again from the file if touched).
     pub fn release(&self, t: &SourceTensor, range: std::ops::Range<usize>) {
-        #[cfg(unix)]
-        {
-            let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
-            let page = 4096;
-            let start = (t.start + range.start).next_multiple_of(page);
-            let end = (t.start + range.end.min(t.end - t.start)) / page * page;
-            if end > start {
-                // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops
-                // resident pages; later reads fault them in again from the unchanged file, so
-                // no slice into the map ever observes different bytes.
-                let _ = unsafe {
-                    map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        start,
-                        end - start,
-                    )
-                };
+        match &t.location {
+            Location::Range { start, end } => {
+                let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
+                release_pages(map, start + range.start, start + range.end.min(end - start));
+            }
+            Location::Torch(tt) => {
+                if let Some(tc) = &self.torch {
+                    tc.release(tt, range);
+                }
             }
         }
-        #[cfg(not(unix))]
-        let _ = (t, range);
     }
+}
+
+/// Drops from the resident set the whole pages of `map` within `start..end` (see
+/// [`Checkpoint::release`]).
+pub(super) fn release_pages(map: &Mmap, start: usize, end: usize) {
+    #[cfg(unix)]
+    {
+        let page = 4096;
+        let start = start.next_multiple_of(page);
+        let end = end.min(map.len()) / page * page;
+        if end > start {
+            // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops
+            // resident pages; later reads fault them in again from the unchanged file, so
+            // no slice into the map ever observes different bytes.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, start, end);
 }

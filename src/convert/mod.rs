@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A model folder holds `config.json`, the weights (`model.safetensors`, or shards listed by
-//! `model.safetensors.index.json`) and the tokenizer (`tokenizer.json`, with
+//! `model.safetensors.index.json`; without those, PyTorch's `pytorch_model.bin` or the shards of
+//! `pytorch_model.bin.index.json`, read by [`torch`] without executing anything) and the tokenizer (`tokenizer.json`, with
 //! `tokenizer_config.json` and `special_tokens_map.json` when present). [`Converter::open`]
 //! detects the architecture from config.json's `architectures[0]` (else `model_type`);
 //! [`Converter::open_as`] takes it from the caller.
@@ -60,6 +61,7 @@ mod llama;
 mod mpt;
 mod plan;
 mod tensor;
+pub mod torch;
 pub mod vocab;
 
 pub use checkpoint::{Checkpoint, SourceTensor, SourceType};
@@ -370,7 +372,7 @@ impl Converter {
             let file = ck.shard_path(t);
             if t.source_type().is_none() {
                 return Err(Error::unsupported(format!(
-                    "{}: tensor `{found}` has dtype {:?}; only F32, F16 and BF16 tensors can be converted",
+                    "{}: tensor `{found}` has dtype {}; only F32, F16 and BF16 tensors can be converted",
                     file.display(),
                     t.dtype
                 )));
@@ -526,15 +528,10 @@ impl Converter {
                 } => {
                     let (_, t) = self.find(&plan, name).expect("checked by plan()");
                     let st = t.source_type().expect("checked by plan()");
-                    tensor::produce(
-                        self.checkpoint.data(t),
-                        st,
-                        shape,
-                        *transform,
-                        ty,
-                        &mut buf,
-                        &mut |range| self.checkpoint.release(t, range),
-                    );
+                    let data = self.checkpoint.data(t)?;
+                    tensor::produce(&data, st, shape, *transform, ty, &mut buf, &mut |range| {
+                        self.checkpoint.release(t, range)
+                    });
                 }
                 Source::Generated { values, .. } => tensor::produce_generated(values, ty, &mut buf),
             }

@@ -61,7 +61,8 @@ pub unsafe extern "C" fn ferrollm_convert_default_params(
     boundary(|| unsafe { write_default_params(params, struct_size, "params") })
 }
 
-/// Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index,
+/// Opens a Hugging Face model folder (config.json, model.safetensors or a sharded index — or
+/// pytorch_model.bin or its sharded index, read without executing anything —
 /// tokenizer.json) and detects its architecture from config.json (`architectures[0]`, else
 /// `model_type`). An unsupported architecture gives FERROLLM_ERR_UNSUPPORTED with the list of
 /// supported ones.

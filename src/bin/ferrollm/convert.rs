@@ -7,8 +7,8 @@ use ferrollm::format::{Container, GgmlType};
 use ferrollm::{Architecture, Error, Result};
 use std::path::PathBuf;
 
-/// Convert a Hugging Face checkpoint (config.json, *.safetensors, tokenizer.json) into a GGUF
-/// (default), GGJT or GGML file.
+/// Convert a Hugging Face checkpoint (config.json, *.safetensors or pytorch_model*.bin,
+/// tokenizer.json) into a GGUF (default), GGJT or GGML file.
 ///
 /// OUT may be a file or a folder, and defaults to the model folder. In a folder the name is
 /// <model>-<type>.gguf (.bin for ggjt/ggml; -<type>-ggjt.bin for a quantized GGJT file). A path that does not exist yet is a file when its
