@@ -39,6 +39,10 @@ def main():
     print(f"  loss over all positions      {full:.4f}")
     print(f"  llama.cpp-style perplexity   {math.exp(half):.4f}  ({n_scored} scored tokens, NLL {half:.6f})")
 
+    _, half_bos, _, _ = td.chunk_losses(model, ids, args.ctx, bos_id=tok.convert_tokens_to_ids(td.EOT))
+    print(f"  the same with each chunk's first token replaced by {td.EOT} (what llama.cpp does only when "
+          f"add_bos_token is true; it is false here): {math.exp(half_bos):.4f}")
+
     ok = True
     rec = metrics["final"]["heldout_perplexity_llamacpp"]
     if rec["n_ctx"] == args.ctx:

@@ -177,18 +177,21 @@ def tokenizer_files(n_ctx):
 
 
 @torch.no_grad()
-def chunk_losses(model, ids, n_ctx):
+def chunk_losses(model, ids, n_ctx, bos_id=None):
     """Non-overlapping chunks of n_ctx tokens (the tail shorter than a chunk is dropped), each evaluated
     on its own. Returns (mean NLL over every prediction in the chunks, mean NLL over the predictions
     llama.cpp's perplexity tool scores: in each chunk the logits at positions n_ctx/2 .. n_ctx-2 against
     the tokens at n_ctx/2+1 .. n_ctx-1, i.e. n_ctx-1-n_ctx/2 per chunk; its perplexity is exp of this),
-    the number of chunks, and the number of scored predictions."""
+    the number of chunks, and the number of scored predictions. With bos_id, each chunk's first token
+    is replaced by it, as llama.cpp does when the vocabulary's add_bos_token is true (not this model's)."""
     model.eval()
     n_chunk = len(ids) // n_ctx
     first = n_ctx // 2
     all_sum = all_n = half_sum = half_n = 0.0
     for c in range(n_chunk):
         x = torch.tensor(ids[c * n_ctx:(c + 1) * n_ctx], dtype=torch.long)[None]
+        if bos_id is not None:
+            x[0, 0] = bos_id
         logits = model(input_ids=x).logits[0].double()
         nll = F.cross_entropy(logits[:-1], x[0, 1:], reduction="none")
         all_sum += nll.sum().item()
