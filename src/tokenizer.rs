@@ -217,6 +217,15 @@ impl Tokenizer {
             Kind::Spm(v) => v.len(),
         }
     }
+    /// True if encoding with special tokens puts the BOS in front (as for LLaMA; not GPT-2).
+    pub fn adds_bos(&self) -> bool {
+        let with = self.encode("a", true).ok();
+        let without = self.encode("a", false).ok();
+        match (self.bos, with, without) {
+            (Some(b), Some(w), Some(wo)) => w.first() == Some(&b) && wo.first() != Some(&b),
+            _ => false,
+        }
+    }
     pub fn bos(&self) -> Option<u32> {
         self.bos
     }

@@ -211,3 +211,46 @@ fn quickstart_runs_the_whole_flow() {
     ]);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn perplexity_of_the_demo_model_matches_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::repo_root();
+    let out = tmp.path().join("demo-f32.gguf");
+    let (ok, _, err) = ferrollm(&[
+        "convert",
+        root.join("models/demo").to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--type",
+        "f32",
+    ]);
+    assert!(ok, "{err}");
+    let heldout = root.join("models/demo/heldout.txt");
+    let (ok, stdout, err) = ferrollm(&[
+        "perplexity",
+        out.to_str().unwrap(),
+        "-f",
+        heldout.to_str().unwrap(),
+        "--ctx",
+        "256",
+        "--kv-type",
+        "f32",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let got = json(&stdout);
+    let metrics: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("models/demo/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let want = &metrics["final"]["heldout_perplexity_llamacpp"];
+    assert_eq!(got["scored_tokens"], want["scored_tokens"]);
+    let (g, w) = (
+        got["perplexity"].as_f64().unwrap(),
+        want["perplexity"].as_f64().unwrap(),
+    );
+    assert!(
+        (g - w).abs() / w < 1e-4,
+        "perplexity {g} vs transformers {w}"
+    );
+}

@@ -318,7 +318,9 @@ pub fn run(cmd: RunCommand) -> Result<()> {
             for chunk in ids.chunks_exact(n_ctx) {
                 session.reset();
                 let mut input = chunk.to_vec();
-                if let Some(bos) = tok.bos() {
+                // As llama.cpp: the first token of each chunk becomes the BOS when the tokenizer
+                // adds one.
+                if let (true, Some(bos)) = (tok.adds_bos(), tok.bos()) {
                     input[0] = bos;
                 }
                 let logits = session.eval(&input, Logits::All)?;
