@@ -28,9 +28,15 @@ fn converted(dir: &Path, fixture: &str) -> PathBuf {
         dir.to_str().unwrap(),
         "--dtype",
         "f32",
+        "--json",
     ]);
     assert!(ok, "{err}");
-    PathBuf::from(out.lines().last().unwrap())
+    let path = PathBuf::from(out.lines().last().unwrap());
+    let report = json(out.lines().next().unwrap());
+    assert_eq!(report["path"].as_str().unwrap(), path.to_str().unwrap());
+    assert_eq!(report["type"], "f32");
+    assert!(Path::new(report["meta"].as_str().unwrap()).is_file());
+    path
 }
 
 fn json(s: &str) -> Value {

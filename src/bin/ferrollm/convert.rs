@@ -41,6 +41,10 @@ pub struct ConvertArgs {
         default_value = "f16"
     )]
     pub dtype: String,
+    /// Print a JSON object describing the result (path, sidecar, architecture, model name, type,
+    /// container) before the path.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(a: ConvertArgs) -> Result<()> {
@@ -91,6 +95,20 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         &mut bar.callback(),
     );
     bar.finish();
-    println!("{}", written?.display());
+    let written = written?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "path": written,
+                "meta": ferrollm::format::meta::meta_path_for(&written),
+                "architecture": conv.architecture().gguf_name(),
+                "model_name": conv.model_name(),
+                "type": dtype.name(),
+                "container": container.name(),
+            })
+        );
+    }
+    println!("{}", written.display());
     Ok(())
 }
