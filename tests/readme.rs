@@ -13,10 +13,11 @@ fn snippet(lang: &str) -> String {
     body[..body.find("```").unwrap()].to_string()
 }
 
-/// The folder holding this test binary's libferrollm (target/<profile>).
+/// The folder holding the libferrollm that `cargo test` just built: target/<profile>/deps, beside
+/// this test binary (target/<profile>/libferrollm.so is only refreshed by `cargo build`).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 #[test]
