@@ -1,0 +1,68 @@
+/* STREAM-style memory bandwidth benchmark for tools/bench/compare.sh.
+ *
+ *   gcc -O2 -fopenmp -o stream tools/bench/stream.c && OMP_NUM_THREADS=2 ./stream [MiB per array]
+ *
+ * Kernels (each array is far larger than the last-level cache; default 1024 MiB):
+ *   read   s += a[i]              bytes counted: 8 per element
+ *   copy   c[i] = a[i]            16 (STREAM's convention: read + write, no write-allocate)
+ *   triad  a[i] = b[i] + q*c[i]   24
+ * Each kernel runs REPS times; the best (highest) rate is printed, as STREAM does.
+ * Output: one line per kernel, "read_gbs 12.345" (GB = 1e9 bytes), for scripts to parse.
+ * Arrays are first-touched by the same threads that use them (NUMA-friendly static schedule).
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define REPS 7
+
+static double now(void) { return omp_get_wtime(); }
+
+int main(int argc, char **argv) {
+    size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 1024;
+    size_t n = mib * 1024 * 1024 / sizeof(double);
+    double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double)),
+           *c = malloc(n * sizeof(double));
+    if (!a || !b || !c) {
+        fprintf(stderr, "cannot allocate 3 x %zu MiB\n", mib);
+        return 1;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        a[i] = 1.0;
+        b[i] = 2.0;
+        c[i] = 0.0;
+    }
+    double best_read = 0, best_copy = 0, best_triad = 0, sink = 0;
+    for (int r = 0; r < REPS; r++) {
+        double t = now(), s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        /* four independent sums, so the loop is bound by loads, not by the latency of one add */
+#pragma omp parallel for schedule(static) reduction(+ : s0, s1, s2, s3)
+        for (size_t i = 0; i < n; i += 4) {
+            s0 += a[i];
+            s1 += a[i + 1];
+            s2 += a[i + 2];
+            s3 += a[i + 3];
+        }
+        t = now() - t;
+        sink += s0 + s1 + s2 + s3;
+        if (8.0 * n / t > best_read) best_read = 8.0 * n / t;
+
+        t = now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) c[i] = a[i];
+        t = now() - t;
+        if (16.0 * n / t > best_copy) best_copy = 16.0 * n / t;
+
+        t = now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) a[i] = b[i] + 3.0 * c[i];
+        t = now() - t;
+        if (24.0 * n / t > best_triad) best_triad = 24.0 * n / t;
+    }
+    printf("threads %d\narray_mib %zu\n", omp_get_max_threads(), mib);
+    printf("read_gbs %.3f\ncopy_gbs %.3f\ntriad_gbs %.3f\n", best_read / 1e9, best_copy / 1e9,
+           best_triad / 1e9);
+    if (sink == 42.0) printf("%f\n", sink); /* keep the read loop */
+    return 0;
+}
