@@ -28,7 +28,7 @@ fn write_shard(path: &Path, tensors: &[(String, Vec<usize>)]) -> u64 {
         offset += bytes;
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());

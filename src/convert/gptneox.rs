@@ -60,7 +60,7 @@ pub(super) fn plan(cfg: &HfConfig) -> Result<ArchPlan> {
         None => rope.partial_rotary_factor.unwrap_or(0.25),
     };
     let n_rot = (pct * head_dim as f64) as usize;
-    if !(0.0..=1.0).contains(&pct) || n_rot % 2 != 0 {
+    if !(0.0..=1.0).contains(&pct) || !n_rot.is_multiple_of(2) {
         return Err(inconsistent(cfg, format!("rotary fraction {pct} of head size {head_dim} gives {n_rot} rotary dimensions; they must be even and at most the head size")));
     }
 

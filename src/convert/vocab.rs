@@ -379,14 +379,14 @@ impl Vocab {
         let config_flag = |k: &str| tc.and_then(|t| t.get(k)).and_then(Json::as_bool);
         let add_bos = match (&template.kind, &template.first) {
             (PostKind::Template, Some(first)) => {
-                Some(bos_content.as_deref().map_or(true, |b| b == first))
+                Some(bos_content.as_deref().is_none_or(|b| b == first))
             }
             (PostKind::ByteLevel, _) => Some(false),
             _ => config_flag("add_bos_token"),
         };
         let add_eos = match (&template.kind, &template.last) {
             (PostKind::Template, Some(last)) => {
-                Some(eos_content.as_deref().map_or(true, |e| e == last))
+                Some(eos_content.as_deref().is_none_or(|e| e == last))
             }
             (PostKind::ByteLevel, _) => Some(false),
             _ => config_flag("add_eos_token"),

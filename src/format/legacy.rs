@@ -749,7 +749,7 @@ fn derive(arch: Architecture, metadata: &mut Metadata, tensors: &[TensorInfo]) {
             .iter()
             .find(|t| t.name == "layers.0.attention.wk.weight");
         let kv = match wk {
-            Some(t) if t.shape.len() == 2 && heads > 0 && embd % heads == 0 => {
+            Some(t) if t.shape.len() == 2 && heads > 0 && embd.is_multiple_of(heads) => {
                 let head_dim = embd / heads;
                 if t.shape[1] % head_dim == 0 {
                     t.shape[1] / head_dim

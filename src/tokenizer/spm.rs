@@ -109,7 +109,7 @@ impl SpmVocab {
                     let piece = &bytes[sym[p].0..sym[i].1];
                     if let Some(&id) = self.lookup.get(piece) {
                         let score = self.scores[id as usize];
-                        if best.map_or(true, |(b, _, _)| score > b) {
+                        if best.is_none_or(|(b, _, _)| score > b) {
                             best = Some((score, p, i));
                         }
                     }
