@@ -16,6 +16,7 @@
 
 pub mod blocks;
 pub mod float16;
+pub mod interleaved;
 pub mod k_quants;
 pub mod kernels;
 mod math;

@@ -45,6 +45,7 @@ pub(super) fn kernels() -> Option<Kernels> {
         quantize_q8_0,
         quantize_q8_1,
         quantize_q8_k,
+        ..Kernels::SCALAR
     })
 }
 

@@ -12,14 +12,19 @@
 use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
+use crate::quant::interleaved::{self as il, GroupKernel, RowsKernel};
 
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_x8;
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_x8;
 
 /// One set of kernels. Every function pointer here is safe to call on the running CPU: a SIMD set
 /// is only constructed after its features were detected.
@@ -42,6 +47,12 @@ pub(crate) struct Kernels {
     pub quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_q8_1: fn(&[f32], &mut [BlockQ8_1]),
     pub quantize_q8_k: fn(&[f32], &mut [BlockQ8K]),
+    /// The matrix kernels' build (`"scalar"`, `"avx2"`, `"avxvnni"`, `"avx512vnni-256"`, `"neon"`).
+    pub matrix_name: &'static str,
+    pub q4_0x8: GroupKernel,
+    pub q8_0x8: GroupKernel,
+    pub q4_kx8: GroupKernel,
+    pub f16_rows: RowsKernel,
 }
 
 impl Kernels {
@@ -63,19 +74,27 @@ impl Kernels {
         quantize_q8_0: <BlockQ8_0 as BlockFormat>::from_float,
         quantize_q8_1: <BlockQ8_1 as BlockFormat>::from_float,
         quantize_q8_k: <BlockQ8K as BlockFormat>::from_float,
+        matrix_name: "scalar",
+        q4_0x8: il::q4_0x8_scalar,
+        q8_0x8: il::q8_0x8_scalar,
+        q4_kx8: il::q4_kx8_scalar,
+        f16_rows: il::f16_rows_scalar,
     };
 
     /// The best kernel set this CPU supports (ignoring `FERROLLM_KERNELS`).
     pub(crate) fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
-            if let Some(k) = avx2::kernels() {
+            if let Some(mut k) = avx2::kernels() {
+                avx2_x8::install(&mut k);
                 return k;
             }
         }
         #[cfg(target_arch = "aarch64")]
         {
-            return neon::kernels();
+            let mut k = neon::kernels();
+            neon_x8::install(&mut k);
+            return k;
         }
         #[allow(unreachable_code)]
         Kernels::SCALAR
@@ -96,3 +115,24 @@ pub(crate) fn get() -> &'static Kernels {
 
 #[cfg(test)]
 mod tests;
+
+/// Every build of the interleaved kernels this CPU can run (scalar first), for tests:
+/// (name, [Q4_0x8, Q8_0x8, Q4_Kx8], f16 rows).
+#[cfg(test)]
+pub(crate) fn matrix_builds() -> Vec<(&'static str, [GroupKernel; 3], RowsKernel)> {
+    let s = Kernels::SCALAR;
+    #[allow(unused_mut)]
+    let mut v = vec![("scalar", [s.q4_0x8, s.q8_0x8, s.q4_kx8], s.f16_rows)];
+    let best = Kernels::detect();
+    #[cfg(target_arch = "x86_64")]
+    for (name, k) in avx2_x8::all_builds() {
+        v.push((name, k, best.f16_rows));
+    }
+    #[cfg(target_arch = "aarch64")]
+    v.push((
+        "neon",
+        [best.q4_0x8, best.q8_0x8, best.q4_kx8],
+        best.f16_rows,
+    ));
+    v
+}

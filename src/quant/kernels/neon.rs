@@ -36,6 +36,7 @@ pub(super) fn kernels() -> Kernels {
         quantize_q8_0,
         quantize_q8_1,
         quantize_q8_k,
+        ..Kernels::SCALAR
     }
 }
 

@@ -1,0 +1,232 @@
+//! The interleaved layouts and kernels: the scalar kernels against `vec_dot_reference` on the
+//! original rows, and every SIMD build this CPU runs against the scalar kernels.
+
+#![allow(clippy::needless_range_loop)]
+use super::*;
+use crate::quant;
+use crate::quant::kernels::matrix_builds;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn normal(&mut self) -> f32 {
+        let u1 = self.uniform().max(1e-7);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    }
+    fn normals(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.normal() * scale).collect()
+    }
+}
+
+const TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K];
+
+/// A quantized `rows × cols` matrix of N(0, scale²) values; for Q8_0 some quants are then set to
+/// −128 (a byte ggml's quantizer never writes but a file may hold).
+fn weights(ty: GgmlType, rows: usize, cols: usize, scale: f32, rng: &mut Rng) -> Vec<u8> {
+    let rs = ty.row_size(cols as u64).unwrap() as usize;
+    let mut out = vec![0u8; rs * rows];
+    for r in 0..rows {
+        let x = rng.normals(cols, scale);
+        quant::quantize(ty, &x, &mut out[r * rs..(r + 1) * rs]).unwrap();
+    }
+    if ty == GgmlType::Q8_0 {
+        for b in out.chunks_exact_mut(34).step_by(3) {
+            b[2 + (rng.next() % 32) as usize] = 0x80;
+        }
+    }
+    out
+}
+
+struct Case {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    w: Vec<u8>,
+    x: Vec<f32>,
+    n: usize,
+}
+
+fn cases() -> Vec<Case> {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut v = Vec::new();
+    for ty in TYPES {
+        let bv = Layout::for_type(ty).unwrap().block_values();
+        for (rows, blocks, n) in [(8, 1, 1), (13, 3, 5), (16, 2, 4), (3, 4, 2), (24, 5, 7)] {
+            for scale in [1e-3f32, 1.0, 50.0] {
+                let cols = bv * blocks;
+                v.push(Case {
+                    ty,
+                    rows,
+                    cols,
+                    w: weights(ty, rows, cols, scale, &mut rng),
+                    x: rng.normals(cols * n, 1.0 / scale),
+                    n,
+                });
+            }
+        }
+    }
+    v
+}
+
+fn acts_of(kind: ActKind, x: &[f32], cols: usize, n: usize) -> Acts {
+    let mut a = Acts::default();
+    a.reset(kind, cols, n);
+    let nb = cols / QK;
+    let ns = cols / kind.scale_values();
+    let (qs, d, sum) = a.parts_mut();
+    for t in 0..n {
+        quantize_row(
+            kind,
+            &x[t * cols..(t + 1) * cols],
+            &mut qs[t * cols..(t + 1) * cols],
+            &mut d[t * ns..(t + 1) * ns],
+            &mut sum[t * nb..(t + 1) * nb],
+        );
+    }
+    a
+}
+
+/// `[token][row]` results of `kernel` over every group and token tile.
+fn run(kernel: GroupKernel, p: &Interleaved, acts: &Acts) -> Vec<Vec<f32>> {
+    let n = acts.len();
+    let mut out = vec![vec![0f32; p.rows]; n];
+    for g in 0..p.groups() {
+        let mut t0 = 0;
+        while t0 < n {
+            let nt = (n - t0).min(MAX_TOKENS);
+            let rows: Vec<ActRow<'_>> = (t0..t0 + nt).map(|t| acts.row(t)).collect();
+            let mut tile = [[f32::NAN; ROWS]; MAX_TOKENS];
+            kernel(p.group(g), p.blocks(), &rows, &mut tile);
+            for t in 0..nt {
+                for r in 0..ROWS {
+                    if g * ROWS + r < p.rows {
+                        out[t0 + t][g * ROWS + r] = tile[t][r];
+                    }
+                }
+            }
+            t0 += nt;
+        }
+    }
+    out
+}
+
+/// Σ |w_i a_i| of the dequantized row and activation: the scale of rounding differences.
+fn magnitude(ty: GgmlType, w: &[u8], x: &[f32]) -> f32 {
+    let mut wf = vec![0f32; x.len()];
+    quant::dequantize(ty, w, &mut wf).unwrap();
+    wf.iter().zip(x).map(|(a, b)| (a * b).abs()).sum()
+}
+
+#[test]
+fn scalar_kernels_match_vec_dot() {
+    for c in cases() {
+        let layout = Layout::for_type(c.ty).unwrap();
+        let p = Interleaved::pack(c.ty, c.rows, c.cols, &c.w).unwrap();
+        let acts = acts_of(layout.act_kind(), &c.x, c.cols, c.n);
+        let got = run(scalar_kernel(layout), &p, &acts);
+        let act_ty = quant::vec_dot_type(c.ty).unwrap();
+        let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
+        let ars = act_ty.row_size(c.cols as u64).unwrap() as usize;
+        for t in 0..c.n {
+            let x = &c.x[t * c.cols..(t + 1) * c.cols];
+            let mut a = vec![0u8; ars];
+            quant::quantize(act_ty, x, &mut a).unwrap();
+            for r in 0..c.rows {
+                let w = &c.w[r * rs..(r + 1) * rs];
+                let want = quant::vec_dot_reference(c.ty, c.cols, w, &a).unwrap();
+                let tol = 2e-6 * magnitude(c.ty, w, x) + 1e-30;
+                assert!(
+                    (got[t][r] - want).abs() <= tol,
+                    "{} {}x{} t{t} r{r}: {} vs {want} (tol {tol})",
+                    c.ty,
+                    c.rows,
+                    c.cols,
+                    got[t][r]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_kernels_match_scalar() {
+    let builds = matrix_builds();
+
+    for c in cases() {
+        let layout = Layout::for_type(c.ty).unwrap();
+        let p = Interleaved::pack(c.ty, c.rows, c.cols, &c.w).unwrap();
+        let acts = acts_of(layout.act_kind(), &c.x, c.cols, c.n);
+        let want = run(scalar_kernel(layout), &p, &acts);
+        let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
+        let i = TYPES.iter().position(|&t| t == c.ty).unwrap();
+        for (name, kernels, _) in &builds {
+            let got = run(kernels[i], &p, &acts);
+            for t in 0..c.n {
+                let x = &c.x[t * c.cols..(t + 1) * c.cols];
+                for r in 0..c.rows {
+                    let tol = 1e-6 * magnitude(c.ty, &c.w[r * rs..(r + 1) * rs], x) + 1e-30;
+                    assert!(
+                        (got[t][r] - want[t][r]).abs() <= tol,
+                        "{name} {} {}x{} t{t} r{r}: {} vs {} (tol {tol})",
+                        c.ty,
+                        c.rows,
+                        c.cols,
+                        got[t][r],
+                        want[t][r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_row_kernels_match_scalar() {
+    let mut rng = Rng(99);
+    for (cols, rows, n) in [(8, 1, 1), (24, 4, 1), (40, 3, 3), (256, 4, 4), (72, 2, 2)] {
+        let w: Vec<Vec<u8>> = (0..rows)
+            .map(|_| {
+                let v = rng.normals(cols, 0.5);
+                let mut b = vec![0u8; 2 * cols];
+                quant::quantize(GgmlType::F16, &v, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let x: Vec<Vec<f32>> = (0..n).map(|_| rng.normals(cols, 2.0)).collect();
+        let wr: Vec<&[u8]> = w.iter().map(|v| v.as_slice()).collect();
+        let xr: Vec<&[f32]> = x.iter().map(|v| v.as_slice()).collect();
+        let mut want = [[0f32; 4]; MAX_TOKENS];
+        f16_rows_scalar(&wr, &xr, cols, &mut want);
+        for (name, _, f16) in matrix_builds() {
+            let mut got = [[f32::NAN; 4]; MAX_TOKENS];
+            f16(&wr, &xr, cols, &mut got);
+            for t in 0..n {
+                for r in 0..rows {
+                    let mag = magnitude(GgmlType::F16, &w[r], &x[t]);
+                    assert!(
+                        (got[t][r] - want[t][r]).abs() <= 1e-6 * mag,
+                        "{name} f16 {cols} t{t} r{r}: {} vs {}",
+                        got[t][r],
+                        want[t][r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_rejects_other_types_and_partial_blocks() {
+    assert!(Interleaved::pack(GgmlType::Q5_0, 8, 32, &[0; 8 * 22]).is_none());
+    assert!(Interleaved::pack(GgmlType::Q4_K, 8, 32, &[]).is_none());
+}

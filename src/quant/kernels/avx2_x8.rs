@@ -1,0 +1,408 @@
+//! AVX2 kernels of the eight-row interleaved layouts (`crate::quant::interleaved`) and the
+//! multi-row float kernels.
+//!
+//! Each lane of a 256-bit register is one of the group's eight rows: the four weight bytes of a
+//! lane are multiplied with the same four activation bytes (a 32-bit broadcast), so the integer
+//! sums of eight rows build up side by side and each block ends with one conversion and one FMA
+//! for all eight rows. One call handles up to four activation rows, reusing each unpacked weight
+//! register for all of them (prompt processing).
+//!
+//! Three builds of the same code: plain AVX2 (`maddubs` + `madd`), AVX-VNNI (`vpdpbusd`, VEX) and
+//! AVX-512 VNNI on 256-bit registers (EVEX: `vpdpbusd` and 32 vector registers). [`install`] picks
+//! the best the CPU has.
+//!
+//! Unsigned × signed byte products: 4-bit weight codes (0..=15) are unsigned as stored, and the
+//! block's `8 Σa` (Q4_0) is subtracted afterwards; Q8_0 weights are made unsigned by flipping their
+//! sign bit (`w + 128`) and `128 Σa` is subtracted (VNNI), or use `maddubs`'s sign trick (AVX2).
+//! Activation quants are in −127..=127, so no 16-bit intermediate overflows: eight `maddubs` pairs
+//! of 4-bit weights sum to at most 8 · 2 · 15 · 127 = 30480.
+
+use std::arch::x86_64::*;
+
+use super::Kernels;
+use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
+
+/// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
+/// has checked AVX2, FMA and F16C).
+pub(super) fn install(k: &mut Kernels) {
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni");
+    if avx512 {
+        k.q4_0x8 = evex::q4_0x8;
+        k.q8_0x8 = evex::q8_0x8;
+        k.q4_kx8 = evex::q4_kx8;
+        k.matrix_name = "avx512vnni-256";
+    } else if is_x86_feature_detected!("avxvnni") {
+        k.q4_0x8 = vnni::q4_0x8;
+        k.q8_0x8 = vnni::q8_0x8;
+        k.q4_kx8 = vnni::q4_kx8;
+        k.matrix_name = "avxvnni";
+    } else {
+        k.q4_0x8 = plain::q4_0x8;
+        k.q8_0x8 = plain::q8_0x8;
+        k.q4_kx8 = plain::q4_kx8;
+        k.matrix_name = "avx2";
+    }
+    k.f16_rows = f16_rows;
+}
+
+/// The kernels of every build this CPU can run, for tests: (name, Q4_0x8, Q8_0x8, Q4_Kx8).
+#[cfg(test)]
+pub(super) fn all_builds() -> Vec<(&'static str, [crate::quant::interleaved::GroupKernel; 3])> {
+    let mut v: Vec<(&'static str, [crate::quant::interleaved::GroupKernel; 3])> =
+        vec![("avx2", [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8])];
+    if is_x86_feature_detected!("avxvnni") {
+        v.push(("avxvnni", [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8]));
+    }
+    if is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni") {
+        v.push(("avx512vnni-256", [evex::q4_0x8, evex::q8_0x8, evex::q4_kx8]));
+    }
+    v
+}
+
+/// Broadcast of the four activation bytes at `p` to every lane.
+macro_rules! bcast4 {
+    ($p:expr) => {
+        _mm256_set1_epi32(std::ptr::read_unaligned($p as *const i32))
+    };
+}
+
+/// Σ over `j < 8` of the 4-byte dot products of `w[j]` (unsigned, ≤ 15 in the plain build) with the
+/// activation bytes `a[4 j .. 4 j + 4]`, per lane, as i32.
+macro_rules! sum8_u4 {
+    (plain, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let p0 = _mm256_add_epi16(
+            _mm256_maddubs_epi16(w[0], bcast4!(a)),
+            _mm256_maddubs_epi16(w[1], bcast4!(a.add(4))),
+        );
+        let p1 = _mm256_add_epi16(
+            _mm256_maddubs_epi16(w[2], bcast4!(a.add(8))),
+            _mm256_maddubs_epi16(w[3], bcast4!(a.add(12))),
+        );
+        let p2 = _mm256_add_epi16(
+            _mm256_maddubs_epi16(w[4], bcast4!(a.add(16))),
+            _mm256_maddubs_epi16(w[5], bcast4!(a.add(20))),
+        );
+        let p3 = _mm256_add_epi16(
+            _mm256_maddubs_epi16(w[6], bcast4!(a.add(24))),
+            _mm256_maddubs_epi16(w[7], bcast4!(a.add(28))),
+        );
+        let p = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
+        _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+    }};
+    ($dp:ident, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        s0 = $dp(s0, w[0], bcast4!(a));
+        s1 = $dp(s1, w[1], bcast4!(a.add(4)));
+        s0 = $dp(s0, w[2], bcast4!(a.add(8)));
+        s1 = $dp(s1, w[3], bcast4!(a.add(12)));
+        s0 = $dp(s0, w[4], bcast4!(a.add(16)));
+        s1 = $dp(s1, w[5], bcast4!(a.add(20)));
+        s0 = $dp(s0, w[6], bcast4!(a.add(24)));
+        s1 = $dp(s1, w[7], bcast4!(a.add(28)));
+        _mm256_add_epi32(s0, s1)
+    }};
+}
+
+/// Σ over `j < 8` of the 4-byte dot products of signed `w[j]` with `a[4 j ..]`, per lane, as i32.
+/// The VNNI builds get `w` with flipped sign bits (`w + 128`) and subtract `128 Σa` themselves.
+macro_rules! sum8_s8 {
+    (plain, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let mut s = _mm256_setzero_si256();
+        let ones = _mm256_set1_epi16(1);
+        for j in 0..8 {
+            let y = bcast4!(a.add(4 * j));
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w[j], w[j]), _mm256_sign_epi8(y, w[j]));
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+        }
+        s
+    }};
+    ($dp:ident, $w:expr, $a:expr) => {
+        sum8_u4!($dp, $w, $a)
+    };
+}
+
+macro_rules! x8_build {
+    ($feat:literal, $dp:ident) => {
+        use super::*;
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0_imp<const NT: usize>(
+            group: &[u8],
+            nb: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= nb * 144 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let d = qs.add(nb * 128);
+            let m4 = _mm256_set1_epi8(15);
+            let mut acc = [_mm256_setzero_ps(); NT];
+            for b in 0..nb {
+                let p = qs.add(b * 128);
+                let mut w = [_mm256_setzero_si256(); 8];
+                for j in 0..4 {
+                    let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                    w[j] = _mm256_and_si256(v, m4);
+                    w[j + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+                }
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * b) as *const __m128i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let s = sum8_u4!($dp, w, a.qs.as_ptr().add(32 * b));
+                    let s = _mm256_sub_epi32(s, _mm256_set1_epi32(8 * *a.sum.get_unchecked(b)));
+                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(b)));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q8_0_imp<const NT: usize>(
+            group: &[u8],
+            nb: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= nb * 272 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let d = qs.add(nb * 256);
+            let vnni = stringify!($dp) != "plain";
+            let flip = _mm256_set1_epi8(-128);
+            let mut acc = [_mm256_setzero_ps(); NT];
+            for b in 0..nb {
+                let p = qs.add(b * 256);
+                let mut w = [_mm256_setzero_si256(); 8];
+                for j in 0..8 {
+                    let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                    w[j] = if vnni { _mm256_xor_si256(v, flip) } else { v };
+                }
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * b) as *const __m128i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let mut s = sum8_s8!($dp, w, a.qs.as_ptr().add(32 * b));
+                    if vnni {
+                        s = _mm256_sub_epi32(s, _mm256_set1_epi32(128 * *a.sum.get_unchecked(b)));
+                    }
+                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(b)));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_k_imp<const NT: usize>(
+            group: &[u8],
+            ns: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= ns * 1184 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let sc = qs.add(ns * 1024);
+            let mn = sc.add(ns * 64);
+            let d = mn.add(ns * 64);
+            let dmin = d.add(ns * 16);
+            let m4 = _mm256_set1_epi8(15);
+            let mut acc = [_mm256_setzero_ps(); NT];
+            for s in 0..ns {
+                let mut isum = [_mm256_setzero_si256(); NT];
+                for sub in 0..8 {
+                    let p = qs.add(s * 1024 + 256 * (sub / 2));
+                    let mut w = [_mm256_setzero_si256(); 8];
+                    for j in 0..8 {
+                        let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                        w[j] = if sub % 2 == 0 {
+                            _mm256_and_si256(v, m4)
+                        } else {
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4)
+                        };
+                    }
+                    let scv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        sc.add(s * 64 + 8 * sub) as *const __m128i
+                    ));
+                    for t in 0..NT {
+                        let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub);
+                        let v = sum8_u4!($dp, w, a);
+                        isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(v, scv));
+                    }
+                }
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * s) as *const __m128i));
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(dmin.add(16 * s) as *const __m128i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let mut msum = _mm256_setzero_si256();
+                    for sub in 0..8 {
+                        let mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                            mn.add(s * 64 + 8 * sub) as *const __m128i
+                        ));
+                        let bs = _mm256_set1_epi32(*a.sum.get_unchecked(s * 8 + sub));
+                        msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(mv, bs));
+                    }
+                    let da = _mm256_set1_ps(*a.d.get_unchecked(s));
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, da), acc[t]);
+                    acc[t] =
+                        _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(mw, da), acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        macro_rules! by_tokens {
+            ($name:ident, $imp:ident) => {
+                pub(super) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+                    // SAFETY: installed only after the build's features were detected; the
+                    // group and activation lengths are checked by the caller (`debug_assert`
+                    // inside).
+                    unsafe {
+                        match acts.len() {
+                            0 => {}
+                            1 => $imp::<1>(group, nb, acts, out),
+                            2 => $imp::<2>(group, nb, acts, out),
+                            3 => $imp::<3>(group, nb, acts, out),
+                            _ => $imp::<MAX_TOKENS>(group, nb, &acts[..MAX_TOKENS], out),
+                        }
+                    }
+                }
+            };
+        }
+        by_tokens!(q4_0x8, q4_0_imp);
+        by_tokens!(q8_0x8, q8_0_imp);
+        by_tokens!(q4_kx8, q4_k_imp);
+    };
+}
+
+mod plain {
+    x8_build!("avx2,fma,f16c", plain);
+}
+
+mod vnni {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn dp(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(acc, w, a)
+    }
+    x8_build!("avx2,fma,f16c,avxvnni", dp);
+}
+
+mod evex {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
+    unsafe fn dp(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w, a)
+    }
+    x8_build!("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni", dp);
+}
+
+// ---------------------------------------------------------------- float rows
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// `R` f16 rows against `T` f32 rows of `n` values (a multiple of 8).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_tile<const R: usize, const T: usize>(
+    w: [*const u8; R],
+    x: [*const f32; T],
+    n: usize,
+) -> [[f32; R]; T] {
+    let mut acc = [[_mm256_setzero_ps(); R]; T];
+    let mut k = 0;
+    while k + 8 <= n {
+        let wv: [__m256; R] = std::array::from_fn(|r| {
+            _mm256_cvtph_ps(_mm_loadu_si128(w[r].add(2 * k) as *const __m128i))
+        });
+        for t in 0..T {
+            let xv = _mm256_loadu_ps(x[t].add(k));
+            for r in 0..R {
+                acc[t][r] = _mm256_fmadd_ps(wv[r], xv, acc[t][r]);
+            }
+        }
+        k += 8;
+    }
+    let mut out = [[0f32; R]; T];
+    for t in 0..T {
+        for r in 0..R {
+            out[t][r] = hsum(acc[t][r]);
+        }
+    }
+    out
+}
+
+/// Four f16 rows against one f32 row, two accumulators per row.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_gemv4(w: [*const u8; 4], x: *const f32, n: usize) -> [f32; 4] {
+    let mut a0 = [_mm256_setzero_ps(); 4];
+    let mut a1 = [_mm256_setzero_ps(); 4];
+    let mut k = 0;
+    while k + 16 <= n {
+        let x0 = _mm256_loadu_ps(x.add(k));
+        let x1 = _mm256_loadu_ps(x.add(k + 8));
+        for r in 0..4 {
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(w[r].add(2 * k) as *const __m128i));
+            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(w[r].add(2 * k + 16) as *const __m128i));
+            a0[r] = _mm256_fmadd_ps(w0, x0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1, x1, a1[r]);
+        }
+        k += 16;
+    }
+    if k < n {
+        let x0 = _mm256_loadu_ps(x.add(k));
+        for r in 0..4 {
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(w[r].add(2 * k) as *const __m128i));
+            a0[r] = _mm256_fmadd_ps(w0, x0, a0[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum(_mm256_add_ps(a0[r], a1[r])))
+}
+
+/// `out[t][r]` = f16 row `w[r]` · f32 row `x[t]` for up to four rows and four activation rows,
+/// all `n` values long (`n` a multiple of 8; see `interleaved::RowsKernel`).
+fn f16_rows(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]) {
+    assert!(n.is_multiple_of(8) && w.len() <= 4 && x.len() <= MAX_TOKENS);
+    assert!(w.iter().all(|r| r.len() >= 2 * n) && x.iter().all(|r| r.len() >= n));
+    let wp: [*const u8; 4] = std::array::from_fn(|r| w[r.min(w.len() - 1)].as_ptr());
+    // SAFETY: installed only when AVX2, FMA and F16C were detected; lengths checked above
+    // (missing rows repeat the last one, whose results are ignored).
+    unsafe {
+        if x.len() == 1 {
+            let o = f16_gemv4(wp, x[0].as_ptr(), n);
+            out[0] = o;
+            return;
+        }
+        let mut t = 0;
+        while t < x.len() {
+            let nt = (x.len() - t).min(2);
+            if nt == 2 {
+                let o = f16_tile::<4, 2>(wp, [x[t].as_ptr(), x[t + 1].as_ptr()], n);
+                out[t] = o[0];
+                out[t + 1] = o[1];
+            } else {
+                let o = f16_tile::<4, 1>(wp, [x[t].as_ptr()], n);
+                out[t] = o[0];
+            }
+            t += nt;
+        }
+    }
+}
