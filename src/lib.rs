@@ -9,6 +9,7 @@ pub mod error;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod pool;
 pub mod progress;
 pub mod quant;
 pub mod quantizer;

@@ -2,8 +2,9 @@
 //! or embeddings.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::forward::{self, KvCache, RopeOverride};
+use crate::model::forward::{self, KvCache, RopeOverride, Scratch};
 use crate::model::{KvType, Model};
+use crate::pool::Pool;
 use std::sync::Arc;
 
 /// Settings of a session.
@@ -51,7 +52,8 @@ pub struct Session {
     params: SessionParams,
     kv: KvCache,
     history: Vec<u32>,
-    pool: rayon::ThreadPool,
+    pool: Pool,
+    scratch: Scratch,
 }
 
 impl Session {
@@ -90,10 +92,11 @@ impl Session {
                 )));
             }
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(params.threads)
-            .thread_name(|i| format!("ferrollm-{i}"))
-            .build()
+        let threads = match params.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = Pool::new(threads)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start worker threads: {e}")))?;
         let kv = KvCache::new(model.spec(), n_ctx, params.kv_type);
         Ok(Session {
@@ -102,6 +105,7 @@ impl Session {
             kv,
             history: Vec::new(),
             pool,
+            scratch: Scratch::default(),
         })
     }
 
@@ -114,7 +118,7 @@ impl Session {
     }
     /// Worker threads of this session.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.threads()
     }
     pub fn context_length(&self) -> usize {
         self.kv.n_ctx()
@@ -167,19 +171,18 @@ impl Session {
                 batch.len()
             };
             let pos0 = self.history.len();
-            let kv = &mut self.kv;
-            let h = self.pool.install(|| {
-                forward::forward(
-                    spec,
-                    model.weights(),
-                    model.alibi(),
-                    rope,
-                    kv,
-                    batch,
-                    pos0,
-                    first,
-                )
-            })?;
+            let h = forward::forward(
+                &self.pool,
+                &mut self.scratch,
+                spec,
+                model.weights(),
+                model.alibi(),
+                rope,
+                &mut self.kv,
+                batch,
+                pos0,
+                first,
+            )?;
             self.history.extend_from_slice(batch);
             hidden.extend_from_slice(&h);
         }
@@ -197,8 +200,13 @@ impl Session {
             Logits::None => Ok(Vec::new()),
             _ => {
                 let model = self.model.clone();
-                self.pool
-                    .install(|| forward::logits(model.spec(), model.weights(), &hidden))
+                Ok(forward::logits(
+                    &self.pool,
+                    &mut self.scratch,
+                    model.spec(),
+                    model.weights(),
+                    &hidden,
+                ))
             }
         }
     }

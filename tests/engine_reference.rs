@@ -155,3 +155,59 @@ fn greedy_continuations_and_embeddings_match_transformers() {
         );
     }
 }
+
+/// The default F16 key/value cache, with three threads and prompts fed in batches of three (so
+/// later batches attend to cached positions), against transformers; and Q8_0 weights (repacked
+/// for the interleaved kernels).
+#[test]
+fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut report = Vec::new();
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let r = reference(&dir);
+        let input = ids(&r["input_ids"]);
+        let want: Vec<f32> = r["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        let f32_path = tmp.path().join(format!("{name}.gguf"));
+        let model = convert(&dir, &f32_path, GgmlType::F32);
+        let params = SessionParams {
+            kv_type: KvType::F16,
+            threads: 3,
+            batch_size: 3,
+            ..Default::default()
+        };
+        let got = Session::new(model, params.clone())
+            .unwrap()
+            .eval(&input, Logits::All)
+            .unwrap();
+        let err = relative_error(&got, &want);
+        assert!(err <= 1e-2, "{name}: F16 cache logits differ by {err:.3e}");
+        report.push(format!("{name} f16-kv {err:.1e}"));
+        let q8 = tmp.path().join(format!("{name}-q8_0.gguf"));
+        ferrollm::quantizer::quantize(
+            &f32_path,
+            Some(&q8),
+            GgmlType::Q8_0,
+            Container::Gguf,
+            &mut |_| true,
+        )
+        .unwrap();
+        let model = Arc::new(Model::load(&q8, &LoadParams::default()).unwrap());
+        let got = Session::new(model, params)
+            .unwrap()
+            .eval(&input, Logits::All)
+            .unwrap();
+        let err = relative_error(&got, &want);
+        report.push(format!("{name} q8_0 {err:.1e}"));
+        // Quantization error of Q8_0 weights and activations on these tiny, large-weight models
+        // (the same with ggml's row-by-row kernels: `FERROLLM_REPACK=0`); the kernels themselves
+        // are checked tightly in `model::matmul`'s and `quant::interleaved`'s unit tests.
+        assert!(err <= 0.15, "{name}: Q8_0 logits differ by {err:.3e}");
+    }
+    eprintln!("{}", report.join(", "));
+}

@@ -1,12 +1,18 @@
 //! The one decoder forward pass shared by every architecture (see `spec.rs` for what varies).
+//!
+//! Runs on the session's [`Pool`]: matrix products, attention and the element-wise work of a batch
+//! are split over its threads; everything in between runs on the calling thread. Every buffer lives
+//! in a [`Scratch`] owned by the session and reused, so evaluating a token allocates nothing but its
+//! result.
 
-use super::matmul::linear;
-use super::ops::{self, rope};
+use super::matmul::{linear, linear_multi, MatScratch};
+use super::ops::{self, RopeStyle};
 use super::spec::{NormKind, Position, Residual, Spec};
-use super::weights::{Linear, Norm, Qkv, Weights};
+use super::weights::{Layer, Norm, Qkv, Weights};
 use crate::error::Result;
+use crate::pool::{Pool, SharedMut};
+use crate::quant::interleaved::{self as il, RowsKernel};
 use half::f16;
-use rayon::prelude::*;
 
 /// Element type of the key/value cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,59 +33,71 @@ impl KvBuf {
             KvType::F32 => KvBuf::F32(vec![0.0; len]),
         }
     }
-    fn store(&mut self, at: usize, src: &[f32]) {
-        match self {
-            KvBuf::F16(b) => b[at..at + src.len()]
-                .iter_mut()
-                .zip(src)
-                .for_each(|(d, s)| *d = f16::from_f32(*s)),
-            KvBuf::F32(b) => b[at..at + src.len()].copy_from_slice(src),
-        }
-    }
-    /// `a · self[at..at + a.len()]`
-    fn dot(&self, at: usize, a: &[f32]) -> f32 {
-        match self {
-            KvBuf::F16(b) => b[at..at + a.len()]
-                .iter()
-                .zip(a)
-                .map(|(k, q)| k.to_f32() * q)
-                .sum(),
-            KvBuf::F32(b) => b[at..at + a.len()].iter().zip(a).map(|(k, q)| k * q).sum(),
-        }
-    }
-    /// `out += w * self[at..at + out.len()]`
-    fn axpy(&self, at: usize, w: f32, out: &mut [f32]) {
-        match self {
-            KvBuf::F16(b) => b[at..at + out.len()]
-                .iter()
-                .zip(out)
-                .for_each(|(v, o)| *o += w * v.to_f32()),
-            KvBuf::F32(b) => b[at..at + out.len()]
-                .iter()
-                .zip(out)
-                .for_each(|(v, o)| *o += w * v),
-        }
-    }
 }
 
-/// Keys and values of every layer for the positions seen so far: `[layer][position][kv_dim]`.
+/// Keys and values of every layer for the positions seen so far.
+///
+/// Keys are `[layer][kv head][position][head_dim]`: the keys one head reads are contiguous.
+/// Values are stored transposed, `[layer][kv head][head_dim][position]` (positions padded to a
+/// multiple of 8): the weighted sum of values is then, for each output dimension, one contiguous dot
+/// product of the attention weights with a row of values.
 pub struct KvCache {
     n_ctx: usize,
+    /// Positions per value row (`n_ctx` rounded up to a multiple of 8).
+    v_stride: usize,
+    head_dim: usize,
+    n_head_kv: usize,
     k: Vec<KvBuf>,
     v: Vec<KvBuf>,
 }
 
 impl KvCache {
     pub fn new(spec: &Spec, n_ctx: usize, ty: KvType) -> KvCache {
-        let len = n_ctx * spec.kv_dim();
+        let v_stride = n_ctx.next_multiple_of(8);
         KvCache {
             n_ctx,
-            k: (0..spec.n_layer).map(|_| KvBuf::new(ty, len)).collect(),
-            v: (0..spec.n_layer).map(|_| KvBuf::new(ty, len)).collect(),
+            v_stride,
+            head_dim: spec.head_dim,
+            n_head_kv: spec.n_head_kv,
+            k: (0..spec.n_layer)
+                .map(|_| KvBuf::new(ty, n_ctx * spec.kv_dim()))
+                .collect(),
+            v: (0..spec.n_layer)
+                .map(|_| KvBuf::new(ty, v_stride * spec.kv_dim()))
+                .collect(),
         }
     }
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
+    }
+
+    /// Stores the keys and values (`kv_dim` each) of position `pos` in layer `il`.
+    fn store(&mut self, il: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let (hd, nkv, n_ctx, vs) = (self.head_dim, self.n_head_kv, self.n_ctx, self.v_stride);
+        for h in 0..nkv {
+            let ks = &k[h * hd..(h + 1) * hd];
+            let kat = (h * n_ctx + pos) * hd;
+            match &mut self.k[il] {
+                KvBuf::F16(b) => b[kat..kat + hd]
+                    .iter_mut()
+                    .zip(ks)
+                    .for_each(|(d, s)| *d = f16::from_f32(*s)),
+                KvBuf::F32(b) => b[kat..kat + hd].copy_from_slice(ks),
+            }
+            let vsrc = &v[h * hd..(h + 1) * hd];
+            match &mut self.v[il] {
+                KvBuf::F16(b) => {
+                    for (dd, &x) in vsrc.iter().enumerate() {
+                        b[(h * hd + dd) * vs + pos] = f16::from_f32(x);
+                    }
+                }
+                KvBuf::F32(b) => {
+                    for (dd, &x) in vsrc.iter().enumerate() {
+                        b[(h * hd + dd) * vs + pos] = x;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -90,45 +108,275 @@ pub struct RopeOverride {
     pub freq_scale: Option<f32>,
 }
 
-fn norm_rows(spec: &Spec, norm: &Norm, x: &mut [f32]) {
-    for row in x.chunks_exact_mut(spec.n_embd) {
-        match spec.norm {
-            NormKind::LayerNorm => {
-                ops::layer_norm(row, &norm.weight, norm.bias.as_deref(), spec.norm_eps)
+/// Buffers of the forward pass, reused between calls (grown when a larger batch comes).
+#[derive(Default)]
+pub struct Scratch {
+    h: Vec<f32>,
+    a: Vec<f32>,
+    qkv: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    heads: Vec<f32>,
+    attn: Vec<f32>,
+    f_in: Vec<f32>,
+    up: Vec<f32>,
+    gate: Vec<f32>,
+    down: Vec<f32>,
+    row: Vec<f32>,
+    rope: Vec<(f32, f32)>,
+    /// Per-thread attention scores.
+    scores: Vec<f32>,
+    mat: MatScratch,
+}
+
+fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+fn norm_row(spec: &Spec, norm: &Norm, row: &mut [f32]) {
+    match spec.norm {
+        NormKind::LayerNorm => {
+            ops::layer_norm(row, &norm.weight, norm.bias.as_deref(), spec.norm_eps)
+        }
+        NormKind::RmsNorm => ops::rms_norm(row, &norm.weight, spec.norm_eps),
+    }
+}
+
+/// Rows of `x` (each `width` long) processed by `f`, in parallel over the pool when the batch is
+/// large enough to pay for it.
+fn rows_par(pool: &Pool, x: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let n = x.len() / width;
+    if n < 4 || x.len() < 16384 || pool.threads() == 1 {
+        for (t, row) in x.chunks_exact_mut(width).enumerate() {
+            f(t, row);
+        }
+        return;
+    }
+    let tasks = (pool.threads() * 4).min(n);
+    let per = n.div_ceil(tasks);
+    let tasks = n.div_ceil(per);
+    let xs = SharedMut::new(x);
+    pool.run(tasks, |task, _| {
+        for t in task * per..((task + 1) * per).min(n) {
+            // SAFETY: row t belongs to this task only.
+            f(t, unsafe { xs.range(t * width, width) });
+        }
+    });
+}
+
+fn norm_rows(pool: &Pool, spec: &Spec, norm: &Norm, x: &mut [f32]) {
+    rows_par(pool, x, spec.n_embd, |_, row| norm_row(spec, norm, row));
+}
+
+/// Applies `act(gate) * up` (or `act(up)` without a gate) over `up`, in parallel chunks.
+fn activate(pool: &Pool, spec: &Spec, up: &mut [f32], gate: Option<&[f32]>) {
+    const CHUNK: usize = 4096;
+    let n = up.len();
+    let tasks = n.div_ceil(CHUNK);
+    let act = spec.activation;
+    let us = SharedMut::new(up);
+    let work = |task: usize, _: usize| {
+        let (s, e) = (task * CHUNK, ((task + 1) * CHUNK).min(n));
+        // SAFETY: elements s..e belong to this task only.
+        let u = unsafe { us.range(s, e - s) };
+        match gate {
+            Some(g) => u
+                .iter_mut()
+                .zip(&g[s..e])
+                .for_each(|(u, g)| *u *= act.apply(*g)),
+            None => u.iter_mut().for_each(|u| *u = act.apply(*u)),
+        }
+    };
+    if tasks <= 1 || pool.threads() == 1 {
+        (0..tasks).for_each(|t| work(t, 0));
+    } else {
+        pool.run(tasks, work);
+    }
+}
+
+/// The rotation of pair `i` at each position of the batch: `table[t * half + i] = (cos, sin)`.
+fn rope_table(
+    table: &mut Vec<(f32, f32)>,
+    pos0: usize,
+    n: usize,
+    n_rot: usize,
+    theta: f32,
+    scale: f32,
+) {
+    let half = n_rot / 2;
+    table.clear();
+    for t in 0..n {
+        for i in 0..half {
+            let inv_freq = (theta as f64).powf(-(2.0 * i as f64) / n_rot as f64);
+            let angle = (pos0 + t) as f64 * scale as f64 * inv_freq;
+            let (sin, cos) = angle.sin_cos();
+            table.push((cos as f32, sin as f32));
+        }
+    }
+}
+
+/// Rotates one head vector with the rotations of one position (see `ops::rope`).
+fn rope_apply(head: &mut [f32], rot: &[(f32, f32)], style: RopeStyle) {
+    let half = rot.len();
+    for (i, &(cos, sin)) in rot.iter().enumerate() {
+        let (a, b) = match style {
+            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+            RopeStyle::Neox => (i, i + half),
+        };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos - x1 * sin;
+        head[b] = x0 * sin + x1 * cos;
+    }
+}
+
+/// Attention of one token's query heads `q` (`group` heads sharing one KV head, `hd` each) over
+/// keys `0..n_keys` of one KV head; results to `out` (`group × hd`).
+struct AttnArgs<'a> {
+    kv: &'a KvCache,
+    layer: usize,
+    kvh: usize,
+    n_keys: usize,
+    scale: f32,
+    slopes: &'a [f32],
+    f16_rows: RowsKernel,
+}
+
+fn attend(a: &AttnArgs<'_>, q: &[f32], out: &mut [f32], scores: &mut [f32]) {
+    let hd = a.kv.head_dim;
+    let group = q.len() / hd;
+    let n = a.n_keys;
+    let stride = n.next_multiple_of(8);
+    let scores = &mut scores[..group * stride];
+    let k_base = a.kvh * a.kv.n_ctx * hd;
+    let v_base = a.kvh * hd * a.kv.v_stride;
+    let vs = a.kv.v_stride;
+    // Scores.
+    match &a.kv.k[a.layer] {
+        KvBuf::F16(kb) if hd.is_multiple_of(8) => {
+            let kbytes = f16_bytes(&kb[k_base..k_base + n * hd]);
+            for g0 in (0..group).step_by(il::MAX_TOKENS) {
+                let ng = il::MAX_TOKENS.min(group - g0);
+                let qs: [&[f32]; il::MAX_TOKENS] =
+                    std::array::from_fn(|i| &q[(g0 + i.min(ng - 1)) * hd..][..hd]);
+                let mut res = [[0f32; 4]; il::MAX_TOKENS];
+                for j0 in (0..n).step_by(4) {
+                    let nj = 4.min(n - j0);
+                    let ks: [&[u8]; 4] =
+                        std::array::from_fn(|i| &kbytes[(j0 + i.min(nj - 1)) * hd * 2..][..hd * 2]);
+                    (a.f16_rows)(&ks[..nj], &qs[..ng], hd, &mut res);
+                    for (i, r) in res.iter().enumerate().take(ng) {
+                        scores[(g0 + i) * stride + j0..][..nj].copy_from_slice(&r[..nj]);
+                    }
+                }
             }
-            NormKind::RmsNorm => ops::rms_norm(row, &norm.weight, spec.norm_eps),
+        }
+        KvBuf::F16(kb) => {
+            for g in 0..group {
+                let qh = &q[g * hd..(g + 1) * hd];
+                for j in 0..n {
+                    let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
+                    scores[g * stride + j] = k.iter().zip(qh).map(|(k, q)| k.to_f32() * q).sum();
+                }
+            }
+        }
+        KvBuf::F32(kb) => {
+            for g in 0..group {
+                let qh = &q[g * hd..(g + 1) * hd];
+                for j in 0..n {
+                    let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
+                    scores[g * stride + j] = k.iter().zip(qh).map(|(k, q)| k * q).sum();
+                }
+            }
+        }
+    }
+    for g in 0..group {
+        let row = &mut scores[g * stride..g * stride + n];
+        let slope = a.slopes.get(g).copied().unwrap_or(0.0);
+        for (j, s) in row.iter_mut().enumerate() {
+            *s = *s * a.scale + slope * j as f32;
+        }
+        ops::softmax(row);
+    }
+    // Weighted sum of values: out[g][d] = Σ_j p[g][j] · V[d][j].
+    match &a.kv.v[a.layer] {
+        KvBuf::F16(vb) => {
+            let n8 = n / 8 * 8;
+            let vbytes = f16_bytes(&vb[v_base..v_base + hd * vs]);
+            for g0 in (0..group).step_by(il::MAX_TOKENS) {
+                let ng = il::MAX_TOKENS.min(group - g0);
+                let ps: [&[f32]; il::MAX_TOKENS] =
+                    std::array::from_fn(|i| &scores[(g0 + i.min(ng - 1)) * stride..][..n8]);
+                let mut res = [[0f32; 4]; il::MAX_TOKENS];
+                for d0 in (0..hd).step_by(4) {
+                    let nd = 4.min(hd - d0);
+                    let vr: [&[u8]; 4] =
+                        std::array::from_fn(|i| &vbytes[(d0 + i.min(nd - 1)) * vs * 2..][..n8 * 2]);
+                    if n8 > 0 {
+                        (a.f16_rows)(&vr[..nd], &ps[..ng], n8, &mut res);
+                    } else {
+                        res = [[0f32; 4]; il::MAX_TOKENS];
+                    }
+                    for (gi, rg) in res.iter().enumerate().take(ng) {
+                        let g = g0 + gi;
+                        for (di, &r) in rg.iter().enumerate().take(nd) {
+                            let d = d0 + di;
+                            let mut s = r;
+                            let vrow = &vb[v_base + d * vs..];
+                            for j in n8..n {
+                                s += scores[g * stride + j] * vrow[j].to_f32();
+                            }
+                            out[g * hd + d] = s;
+                        }
+                    }
+                }
+            }
+        }
+        KvBuf::F32(vb) => {
+            for g in 0..group {
+                let p = &scores[g * stride..g * stride + n];
+                for d in 0..hd {
+                    let vrow = &vb[v_base + d * vs..v_base + d * vs + n];
+                    out[g * hd + d] = p.iter().zip(vrow).map(|(p, v)| p * v).sum();
+                }
+            }
         }
     }
 }
 
-fn ffn(spec: &Spec, layer: &super::weights::Layer, x: &[f32], n: usize) -> Result<Vec<f32>> {
-    let mut up = vec![0f32; n * spec.n_ff];
-    linear(&layer.ffn_up, x, n, &mut up)?;
+fn f16_bytes(x: &[f16]) -> &[u8] {
+    // SAFETY: f16 is two plain bytes; the length is exact.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
+fn ffn(pool: &Pool, spec: &Spec, layer: &Layer, s: &mut Scratch, n: usize) {
+    let ff = n * spec.n_ff;
+    let up = grow(&mut s.up, ff);
+    let gate = grow(&mut s.gate, ff);
+    let x = &s.f_in[..n * spec.n_embd];
     match &layer.ffn_gate {
-        Some(gate) => {
-            let mut g = vec![0f32; n * spec.n_ff];
-            linear(gate, x, n, &mut g)?;
-            up.iter_mut()
-                .zip(&g)
-                .for_each(|(u, g)| *u *= spec.activation.apply(*g));
+        Some(g) => {
+            linear_multi(pool, &mut s.mat, &[g, &layer.ffn_up], x, n, &mut [gate, up]);
+            activate(pool, spec, &mut s.up[..ff], Some(&s.gate[..ff]));
         }
-        None => up.iter_mut().for_each(|u| *u = spec.activation.apply(*u)),
+        None => {
+            linear(pool, &mut s.mat, &layer.ffn_up, x, n, up);
+            activate(pool, spec, up, None);
+        }
     }
-    let mut down = vec![0f32; n * spec.n_embd];
-    linear(&layer.ffn_down, &up, n, &mut down)?;
-    Ok(down)
-}
-
-fn project(lin: &Linear, x: &[f32], n: usize) -> Result<Vec<f32>> {
-    let mut out = vec![0f32; n * lin.w.rows];
-    linear(lin, x, n, &mut out)?;
-    Ok(out)
+    let down = grow(&mut s.down, n * spec.n_embd);
+    linear(pool, &mut s.mat, &layer.ffn_down, &s.up[..ff], n, down);
 }
 
 /// Runs `tokens` (at positions `pos0..`) through the decoder, filling the KV cache, and returns the
-/// final-normed hidden states of the rows selected by `rows` (`[first, n)` of the batch).
+/// final-normed hidden states of rows `first_row..` of the batch.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
+    pool: &Pool,
+    s: &mut Scratch,
     spec: &Spec,
     w: &Weights,
     alibi: &[f32],
@@ -142,133 +390,174 @@ pub fn forward(
     let d = spec.n_embd;
     let (qd, kvd, hd) = (spec.q_dim(), spec.kv_dim(), spec.head_dim);
     // Embeddings.
-    let mut h = vec![0f32; n * d];
+    let h = grow(&mut s.h, n * d);
     for (t, row) in h.chunks_exact_mut(d).enumerate() {
         w.token_embd.dequantize_row(tokens[t] as usize, row)?;
         if let Some(pe) = &w.position_embd {
-            let mut p = vec![0f32; d];
-            pe.dequantize_row(pos0 + t, &mut p)?;
-            row.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+            let p = grow(&mut s.row, d);
+            pe.dequantize_row(pos0 + t, p)?;
+            row.iter_mut().zip(p.iter()).for_each(|(a, b)| *a += b);
         }
     }
     if let Some(en) = &w.embd_norm {
-        norm_rows(spec, en, &mut h);
+        norm_rows(pool, spec, en, &mut s.h[..n * d]);
     }
-    let rope_params = match spec.position {
+    let rope = match spec.position {
         Position::Rope {
             n_rot,
             style,
             theta,
             freq_scale,
-        } => Some((
-            n_rot,
-            style,
-            rope_override.freq_base.unwrap_or(theta),
-            rope_override.freq_scale.unwrap_or(freq_scale),
-        )),
+        } => {
+            let theta = rope_override.freq_base.unwrap_or(theta);
+            let fscale = rope_override.freq_scale.unwrap_or(freq_scale);
+            rope_table(&mut s.rope, pos0, n, n_rot, theta, fscale);
+            Some((n_rot / 2, style))
+        }
         _ => None,
     };
     let scale = 1.0 / (hd as f32).sqrt();
     let group = spec.n_head / spec.n_head_kv;
+    let threads = pool.threads();
+    let score_len = group * (pos0 + n).next_multiple_of(8);
+    grow(&mut s.scores, threads * score_len);
+    let f16_rows = il::f16_rows_kernel();
     for (il, layer) in w.layers.iter().enumerate() {
-        let mut a = h.clone();
-        norm_rows(spec, &layer.attn_norm, &mut a);
+        let a = grow(&mut s.a, n * d);
+        a.copy_from_slice(&s.h[..n * d]);
+        norm_rows(pool, spec, &layer.attn_norm, a);
+        let a = &s.a[..n * d];
         // Q, K, V for every token of the batch.
-        let (mut q, mut k, v) = match &layer.qkv {
+        match &layer.qkv {
             Qkv::Fused(lin) => {
-                let mut y = project(lin, &a, n)?;
+                let width = qd + 2 * kvd;
+                let y = grow(&mut s.qkv, n * width);
+                linear(pool, &mut s.mat, lin, a, n, y);
                 if let Some(c) = spec.clamp_qkv {
                     y.iter_mut().for_each(|x| *x = x.clamp(-c, c));
                 }
-                let width = qd + 2 * kvd;
-                let (mut q, mut k, mut v) =
-                    (vec![0f32; n * qd], vec![0f32; n * kvd], vec![0f32; n * kvd]);
+                let (q, k, v) = (
+                    grow(&mut s.q, n * qd),
+                    grow(&mut s.k, n * kvd),
+                    grow(&mut s.v, n * kvd),
+                );
                 for t in 0..n {
                     let r = &y[t * width..(t + 1) * width];
                     q[t * qd..(t + 1) * qd].copy_from_slice(&r[..qd]);
                     k[t * kvd..(t + 1) * kvd].copy_from_slice(&r[qd..qd + kvd]);
                     v[t * kvd..(t + 1) * kvd].copy_from_slice(&r[qd + kvd..]);
                 }
-                (q, k, v)
             }
             Qkv::Separate { q, k, v } => {
-                (project(q, &a, n)?, project(k, &a, n)?, project(v, &a, n)?)
+                let (qo, ko, vo) = (
+                    grow(&mut s.q, n * qd),
+                    grow(&mut s.k, n * kvd),
+                    grow(&mut s.v, n * kvd),
+                );
+                linear_multi(pool, &mut s.mat, &[q, k, v], a, n, &mut [qo, ko, vo]);
             }
-        };
-        if let Some((n_rot, style, theta, fscale)) = rope_params {
-            for t in 0..n {
-                for head in q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
-                    rope(head, pos0 + t, n_rot, theta, fscale, style);
-                }
-                for head in k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
-                    rope(head, pos0 + t, n_rot, theta, fscale, style);
-                }
+        }
+        if let Some((half, style)) = rope {
+            let table = &s.rope;
+            let rot = |t: usize| &table[t * half..(t + 1) * half];
+            rows_par(pool, &mut s.q[..n * qd], qd, |t, row| {
+                row.chunks_exact_mut(hd)
+                    .for_each(|h| rope_apply(h, rot(t), style))
+            });
+            for (t, row) in s.k[..n * kvd].chunks_exact_mut(kvd).enumerate() {
+                row.chunks_exact_mut(hd)
+                    .for_each(|h| rope_apply(h, rot(t), style));
             }
         }
         for t in 0..n {
-            let at = (pos0 + t) * kvd;
-            kv.k[il].store(at, &k[t * kvd..(t + 1) * kvd]);
-            kv.v[il].store(at, &v[t * kvd..(t + 1) * kvd]);
+            kv.store(
+                il,
+                pos0 + t,
+                &s.k[t * kvd..(t + 1) * kvd],
+                &s.v[t * kvd..(t + 1) * kvd],
+            );
         }
-        // Attention, one task per (token, head).
-        let mut heads_out = vec![0f32; n * qd];
-        let (kc, vc) = (&kv.k[il], &kv.v[il]);
-        heads_out
-            .par_chunks_mut(hd)
-            .enumerate()
-            .for_each(|(i, out)| {
-                let (t, head) = (i / spec.n_head, i % spec.n_head);
-                let kvh = head / group;
-                let qh = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
-                let n_keys = pos0 + t + 1;
-                let slope = alibi.get(head).copied().unwrap_or(0.0);
-                let mut scores: Vec<f32> = (0..n_keys)
-                    .map(|j| kc.dot(j * kvd + kvh * hd, qh) * scale + slope * j as f32)
-                    .collect();
-                ops::softmax(&mut scores);
-                out.fill(0.0);
-                for (j, &s) in scores.iter().enumerate() {
-                    vc.axpy(j * kvd + kvh * hd, s, out);
-                }
-            });
-        let attn = project(&layer.attn_out, &heads_out, n)?;
+        // Attention: one task per (token, KV head), covering the query heads that share it.
+        let heads = SharedMut::new(grow(&mut s.heads, n * qd));
+        let scores = SharedMut::new(&mut s.scores[..threads * score_len]);
+        let q = &s.q[..n * qd];
+        let kvr = &*kv;
+        pool.run(n * spec.n_head_kv, |task, thread| {
+            let (t, kvh) = (task / spec.n_head_kv, task % spec.n_head_kv);
+            let args = AttnArgs {
+                kv: kvr,
+                layer: il,
+                kvh,
+                n_keys: pos0 + t + 1,
+                scale,
+                slopes: alibi.get(kvh * group..(kvh + 1) * group).unwrap_or(&[]),
+                f16_rows,
+            };
+            let at = t * qd + kvh * group * hd;
+            // SAFETY: this task owns the output heads of (t, kvh); `thread` owns its scores.
+            let (out, sc) = unsafe {
+                (
+                    heads.range(at, group * hd),
+                    scores.range(thread * score_len, score_len),
+                )
+            };
+            attend(&args, &q[at..at + group * hd], out, sc);
+        });
+        let attn = grow(&mut s.attn, n * d);
+        linear(
+            pool,
+            &mut s.mat,
+            &layer.attn_out,
+            &s.heads[..n * qd],
+            n,
+            attn,
+        );
         match spec.residual {
             Residual::Sequential => {
-                h.iter_mut().zip(&attn).for_each(|(x, y)| *x += y);
-                let mut f_in = h.clone();
+                let h = &mut s.h[..n * d];
+                h.iter_mut()
+                    .zip(&s.attn[..n * d])
+                    .for_each(|(x, y)| *x += y);
+                let f_in = grow(&mut s.f_in, n * d);
+                f_in.copy_from_slice(h);
                 norm_rows(
+                    pool,
                     spec,
                     layer.ffn_norm.as_ref().expect("checked at load"),
-                    &mut f_in,
+                    f_in,
                 );
-                let f = ffn(spec, layer, &f_in, n)?;
-                h.iter_mut().zip(&f).for_each(|(x, y)| *x += y);
+                ffn(pool, spec, layer, s, n);
+                let h = &mut s.h[..n * d];
+                h.iter_mut()
+                    .zip(&s.down[..n * d])
+                    .for_each(|(x, y)| *x += y);
             }
             Residual::Parallel => {
-                let f_in = match &layer.ffn_norm {
+                let f_in = grow(&mut s.f_in, n * d);
+                match &layer.ffn_norm {
                     Some(fnorm) => {
-                        let mut f_in = h.clone();
-                        norm_rows(spec, fnorm, &mut f_in);
-                        f_in
+                        f_in.copy_from_slice(&s.h[..n * d]);
+                        norm_rows(pool, spec, fnorm, f_in);
                     }
-                    None => a,
-                };
-                let f = ffn(spec, layer, &f_in, n)?;
+                    None => f_in.copy_from_slice(&s.a[..n * d]),
+                }
+                ffn(pool, spec, layer, s, n);
+                let h = &mut s.h[..n * d];
                 h.iter_mut()
-                    .zip(attn.iter().zip(&f))
+                    .zip(s.attn[..n * d].iter().zip(&s.down[..n * d]))
                     .for_each(|(x, (y, z))| *x += y + z);
             }
         }
     }
-    let mut out = h.split_off(first_row * d);
-    norm_rows(spec, &w.output_norm, &mut out);
+    let mut out = s.h[first_row * d..n * d].to_vec();
+    norm_rows(pool, spec, &w.output_norm, &mut out);
     Ok(out)
 }
 
 /// Logits of `rows` final hidden states.
-pub fn logits(spec: &Spec, w: &Weights, hidden: &[f32]) -> Result<Vec<f32>> {
+pub fn logits(pool: &Pool, s: &mut Scratch, spec: &Spec, w: &Weights, hidden: &[f32]) -> Vec<f32> {
     let n = hidden.len() / spec.n_embd;
     let mut out = vec![0f32; n * spec.n_vocab];
-    linear(&w.output, hidden, n, &mut out)?;
-    Ok(out)
+    linear(pool, &mut s.mat, &w.output, hidden, n, &mut out);
+    out
 }

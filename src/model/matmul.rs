@@ -1,90 +1,117 @@
-//! Matrix products of weights with f32 activations.
+//! Matrix products of weights with f32 activations, on the session's [`Pool`].
 //!
-//! As ggml does, the activations are converted once per product to the weight type's dot-product
-//! operand (`quant::vec_dot_type`: Q8_0, Q8_1 or Q8_K for quantized weights), then every output
-//! value is one `vec_dot` of a weight row with an activation row. Work is split across the
-//! session's threads by blocks of weight rows, so each row is read from memory once per product
-//! and reused for every token of the batch.
+//! Every weight matrix gets a [`Plan`] once, at load time:
+//! - Q4_0, Q8_0 and Q4_K weights are repacked into eight-row interleaved groups
+//!   ([`crate::quant::interleaved`]); activations are quantized once per product (Q8_0 or Q8_K, as
+//!   ggml does) and each kernel call dots one group with up to four activation rows, so a weight
+//!   block loaded and unpacked once serves four tokens while prompt processing.
+//! - F16 weights stay in the file's row layout; four rows at a time are dotted with up to four f32
+//!   activation rows (F16C conversion on x86-64).
+//! - Every other type uses `quant::vec_dot` per (row, token), with ggml's activation operand, the
+//!   kernel resolved once per matrix.
+//!
+//! Work is split into contiguous row ranges, several per thread (handed out dynamically), each
+//! computing all tokens of the batch for its rows: each weight row is read from memory once per
+//! product.
 
 use super::weights::{Linear, Matrix};
-use crate::error::Result;
-use crate::quant;
-use rayon::prelude::*;
+use crate::format::GgmlType;
+use crate::pool::{Pool, SharedMut};
+use crate::quant::interleaved::{self as il, ActRow, Acts, GroupKernel, Interleaved, RowsKernel};
+use crate::quant::{self, blocks::cast};
 
-/// The raw bytes of an f32 slice (little-endian on the platforms ferrollm supports).
-pub(crate) fn f32_bytes(x: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no padding and every byte of it may be read as u8; the length is exact.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+/// How a matrix is multiplied (chosen once per matrix).
+pub(crate) enum Plan {
+    /// Repacked into interleaved groups.
+    Packed { p: Interleaved, kernel: GroupKernel },
+    /// F16 rows with f32 activations.
+    F16 { kernel: RowsKernel },
+    /// One `vec_dot` per (row, token); activations in `act` (None: f32).
+    Dot {
+        dot: fn(&[u8], &[u8]) -> f32,
+        act: Option<GgmlType>,
+    },
 }
 
-/// Activations converted to a weight type's dot-product operand, one row per token.
-pub(crate) struct Operand {
-    bytes: Vec<u8>,
-    row_size: usize,
+/// The dot product of one row of `ty` with one activation row, resolved once.
+fn dot_fn(ty: GgmlType) -> fn(&[u8], &[u8]) -> f32 {
+    use GgmlType::*;
+    macro_rules! typed {
+        ($f:ident) => {
+            |w, a| (quant::kernels::get().$f)(cast(w), cast(a))
+        };
+    }
+    match ty {
+        F32 => |w, a| (quant::kernels::get().dot_f32)(w, a),
+        F16 => |w, a| (quant::kernels::get().dot_f16)(w, a),
+        BF16 => |w, a| (quant::kernels::get().dot_bf16)(w, a),
+        Q4_0 => typed!(dot_q4_0),
+        Q4_1 => typed!(dot_q4_1),
+        Q5_0 => typed!(dot_q5_0),
+        Q5_1 => typed!(dot_q5_1),
+        Q8_0 => typed!(dot_q8_0),
+        Q2_K => typed!(dot_q2_k),
+        Q3_K => typed!(dot_q3_k),
+        Q4_K => typed!(dot_q4_k),
+        Q5_K => typed!(dot_q5_k),
+        Q6_K => typed!(dot_q6_k),
+        // Checked at load (`can_dequantize`); `vec_dot` reports the type otherwise.
+        _ => |_, _| f32::NAN,
+    }
 }
 
-impl Operand {
-    pub(crate) fn new(w: &Matrix, x: &[f32], n_tokens: usize) -> Result<Operand> {
-        let cols = w.cols;
-        match quant::vec_dot_type(w.ty) {
-            Some(t) => {
-                let row_size = t.row_size(cols as u64).expect("cols checked at load") as usize;
-                let mut bytes = vec![0u8; row_size * n_tokens];
-                for (dst, src) in bytes.chunks_exact_mut(row_size).zip(x.chunks_exact(cols)) {
-                    quant::quantize(t, src, dst)?;
-                }
-                Ok(Operand { bytes, row_size })
+impl Plan {
+    /// The plan of a matrix: repacked when its type has an interleaved layout (unless the
+    /// environment says `FERROLLM_REPACK=0`).
+    pub(crate) fn new(m: &Matrix) -> Plan {
+        let repack = std::env::var("FERROLLM_REPACK").map_or(true, |v| v != "0");
+        if repack {
+            if let Some(p) = Interleaved::pack(m.ty, m.rows, m.cols, m.bytes()) {
+                let kernel = il::kernel(p.layout);
+                return Plan::Packed { p, kernel };
             }
-            None => Ok(Operand {
-                bytes: f32_bytes(&x[..cols * n_tokens]).to_vec(),
-                row_size: cols * 4,
-            }),
+        }
+        if m.ty == GgmlType::F16 && m.cols.is_multiple_of(8) {
+            return Plan::F16 {
+                kernel: il::f16_rows_kernel(),
+            };
+        }
+        Plan::Dot {
+            dot: dot_fn(m.ty),
+            act: quant::vec_dot_type(m.ty),
         }
     }
-    fn row(&self, t: usize) -> &[u8] {
-        &self.bytes[t * self.row_size..(t + 1) * self.row_size]
-    }
 }
 
-/// `out[t][r] = W[r] · x[t] + b[r]` for `n_tokens` rows of `x` (each `w.cols` long); `out` holds
-/// `n_tokens × w.rows` values.
-pub fn linear(lin: &Linear, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<()> {
+/// Buffers reused by every product of a session.
+#[derive(Default)]
+pub struct MatScratch {
+    acts: Acts,
+    operand: Vec<u8>,
+}
+
+/// Row ranges per thread: enough to balance threads that another process slows down.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Splits `units` into at most `threads × TASKS_PER_THREAD` contiguous ranges; returns the range
+/// length (in units) and the number of ranges.
+fn split(units: usize, threads: usize) -> (usize, usize) {
+    let tasks = (threads * TASKS_PER_THREAD).clamp(1, units.max(1));
+    let per = units.div_ceil(tasks).max(1);
+    (per, units.div_ceil(per))
+}
+
+/// `out[t][r] = W[r] · x[t] + b[r]` for `n` rows of `x` (each `w.cols` long); `out` holds
+/// `n × w.rows` values.
+pub fn linear(pool: &Pool, s: &mut MatScratch, lin: &Linear, x: &[f32], n: usize, out: &mut [f32]) {
     let w = &lin.w;
     let (rows, cols) = (w.rows, w.cols);
-    debug_assert_eq!(x.len(), n_tokens * cols);
-    debug_assert_eq!(out.len(), n_tokens * rows);
-    let operand = Operand::new(w, x, n_tokens)?;
-    // Rows per task: enough work per task to amortise scheduling, enough tasks to balance threads.
-    let chunk = (rows / (rayon::current_num_threads() * 8)).clamp(1, 64);
-    if n_tokens == 1 {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .try_for_each(|(c, dst)| -> Result<()> {
-                for (i, o) in dst.iter_mut().enumerate() {
-                    *o = quant::vec_dot(w.ty, cols, w.row(c * chunk + i), operand.row(0))?;
-                }
-                Ok(())
-            })?;
-    } else {
-        // Computed as [row][token] so each task owns a contiguous block, then transposed.
-        let mut by_row = vec![0f32; rows * n_tokens];
-        by_row
-            .par_chunks_mut(chunk * n_tokens)
-            .enumerate()
-            .try_for_each(|(c, dst)| -> Result<()> {
-                for (i, row_out) in dst.chunks_exact_mut(n_tokens).enumerate() {
-                    let wr = w.row(c * chunk + i);
-                    for (t, o) in row_out.iter_mut().enumerate() {
-                        *o = quant::vec_dot(w.ty, cols, wr, operand.row(t))?;
-                    }
-                }
-                Ok(())
-            })?;
-        for (t, out_row) in out.chunks_exact_mut(rows).enumerate() {
-            for (r, o) in out_row.iter_mut().enumerate() {
-                *o = by_row[r * n_tokens + t];
-            }
-        }
+    assert_eq!(x.len(), n * cols, "activation rows");
+    assert_eq!(out.len(), n * rows, "output rows");
+    match w.plan() {
+        Plan::Packed { p, kernel } => packed(pool, s, p, *kernel, x, n, out),
+        Plan::F16 { kernel } => f16(pool, w, *kernel, x, n, out),
+        Plan::Dot { dot, act } => by_dot(pool, s, w, *dot, *act, x, n, out),
     }
     if let Some(b) = &lin.b {
         for out_row in out.chunks_exact_mut(rows) {
@@ -93,5 +120,356 @@ pub fn linear(lin: &Linear, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Resu
             }
         }
     }
-    Ok(())
+}
+
+/// Quantizes the activation rows for an interleaved layout, in parallel for a batch.
+fn quantize_acts(
+    pool: &Pool,
+    acts: &mut Acts,
+    kind: il::ActKind,
+    x: &[f32],
+    n: usize,
+    cols: usize,
+) {
+    acts.reset(kind, cols, n);
+    let nb = cols / quant::blocks::QK;
+    let ns = cols / kind.scale_values();
+    let (qs, d, sum) = acts.parts_mut();
+    let (qs, d, sum) = (SharedMut::new(qs), SharedMut::new(d), SharedMut::new(sum));
+    let (per, tasks) = split(n, if n >= 8 { pool.threads() } else { 1 });
+    let work = |task: usize, _: usize| {
+        for t in task * per..((task + 1) * per).min(n) {
+            // SAFETY: each token's slots are written by the one task that owns the token.
+            unsafe {
+                il::quantize_row(
+                    kind,
+                    &x[t * cols..(t + 1) * cols],
+                    qs.range(t * cols, cols),
+                    d.range(t * ns, ns),
+                    sum.range(t * nb, nb),
+                );
+            }
+        }
+    };
+    if tasks == 1 {
+        work(0, 0);
+    } else {
+        pool.run(tasks, work);
+    }
+}
+
+fn packed(
+    pool: &Pool,
+    s: &mut MatScratch,
+    p: &Interleaved,
+    kernel: GroupKernel,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    quantize_acts(pool, &mut s.acts, p.layout.act_kind(), x, n, p.cols);
+    let acts = &s.acts;
+    let (per, tasks) = split(p.groups(), pool.threads());
+    let dst = SharedMut::new(out);
+    pool.run(tasks, |task, _| {
+        let g1 = ((task + 1) * per).min(p.groups());
+        packed_chunk(p, kernel, acts, n, task * per, g1, &dst);
+    });
+}
+
+/// Groups `g0..g1` of `p` against every activation row, into `dst` (`n × p.rows`).
+fn packed_chunk(
+    p: &Interleaved,
+    kernel: GroupKernel,
+    acts: &Acts,
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: &SharedMut<f32>,
+) {
+    let rows = p.rows;
+    let nb = p.blocks();
+    let mut tile = [[0f32; il::ROWS]; il::MAX_TOKENS];
+    for g in g0..g1 {
+        let r0 = g * il::ROWS;
+        let nr = il::ROWS.min(rows - r0);
+        let group = p.group(g);
+        for t0 in (0..n).step_by(il::MAX_TOKENS) {
+            let nt = il::MAX_TOKENS.min(n - t0);
+            let ar: [ActRow<'_>; il::MAX_TOKENS] =
+                std::array::from_fn(|i| acts.row((t0 + i).min(n - 1)));
+            kernel(group, nb, &ar[..nt], &mut tile);
+            for (t, res) in tile.iter().enumerate().take(nt) {
+                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
+                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
+                o.copy_from_slice(&res[..nr]);
+            }
+        }
+    }
+}
+
+fn f16(pool: &Pool, w: &Matrix, kernel: RowsKernel, x: &[f32], n: usize, out: &mut [f32]) {
+    let quads = w.rows.div_ceil(4);
+    let (per, tasks) = split(quads, pool.threads());
+    let dst = SharedMut::new(out);
+    pool.run(tasks, |task, _| {
+        let q1 = ((task + 1) * per).min(quads);
+        f16_chunk(w, kernel, x, n, task * per, q1, &dst);
+    });
+}
+
+/// Row quads `q0..q1` of the f16 matrix `w` against every activation row, into `dst`.
+fn f16_chunk(
+    w: &Matrix,
+    kernel: RowsKernel,
+    x: &[f32],
+    n: usize,
+    q0: usize,
+    q1: usize,
+    dst: &SharedMut<f32>,
+) {
+    let (rows, cols) = (w.rows, w.cols);
+    let mut res = [[0f32; 4]; il::MAX_TOKENS];
+    for qd in q0..q1 {
+        let r0 = 4 * qd;
+        let nr = 4.min(rows - r0);
+        let wr: [&[u8]; 4] = std::array::from_fn(|i| w.row(r0 + i.min(nr - 1)));
+        for t0 in (0..n).step_by(il::MAX_TOKENS) {
+            let nt = il::MAX_TOKENS.min(n - t0);
+            let xs: [&[f32]; il::MAX_TOKENS] = std::array::from_fn(|i| {
+                let t = (t0 + i).min(n - 1);
+                &x[t * cols..(t + 1) * cols]
+            });
+            kernel(&wr[..nr], &xs[..nt], cols, &mut res);
+            for (t, r) in res.iter().enumerate().take(nt) {
+                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
+                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
+                o.copy_from_slice(&r[..nr]);
+            }
+        }
+    }
+}
+
+/// Several products with the same input (Q, K, V; gate and up) as one parallel step: the
+/// activations are quantized once when the matrices share their interleaved activation format.
+/// Falls back to one [`linear`] each otherwise.
+pub fn linear_multi(
+    pool: &Pool,
+    s: &mut MatScratch,
+    lins: &[&Linear],
+    x: &[f32],
+    n: usize,
+    outs: &mut [&mut [f32]],
+) {
+    assert!(lins.len() == outs.len() && lins.len() <= 4);
+    let kind = |l: &Linear| match l.w.plan() {
+        Plan::Packed { p, .. } => Some(p.layout.act_kind()),
+        _ => None,
+    };
+    let k0 = kind(lins[0]);
+    let fused_packed = k0.is_some() && lins.iter().all(|l| kind(l) == k0);
+    let fused_f16 = lins.iter().all(|l| matches!(l.w.plan(), Plan::F16 { .. }));
+    if !(fused_packed || fused_f16) {
+        for (l, o) in lins.iter().zip(outs.iter_mut()) {
+            linear(pool, s, l, x, n, o);
+        }
+        return;
+    }
+    for (l, o) in lins.iter().zip(outs.iter()) {
+        assert_eq!(x.len(), n * l.w.cols, "activation rows");
+        assert_eq!(o.len(), n * l.w.rows, "output rows");
+    }
+    let units = |l: &Linear| match l.w.plan() {
+        Plan::Packed { p, .. } => p.groups(),
+        _ => l.w.rows.div_ceil(4),
+    };
+    let mut per = [0usize; 4];
+    let mut first = [0usize; 5];
+    for (i, l) in lins.iter().enumerate() {
+        let (pe, t) = split(units(l), pool.threads());
+        per[i] = pe;
+        first[i + 1] = first[i] + t;
+    }
+    let m = lins.len();
+    let dsts: [Option<SharedMut<f32>>; 4] =
+        std::array::from_fn(|i| outs.get_mut(i).map(|o| SharedMut::new(o)));
+    if let Some(kind) = k0.filter(|_| fused_packed) {
+        quantize_acts(pool, &mut s.acts, kind, x, n, lins[0].w.cols);
+    }
+    let acts = &s.acts;
+    pool.run(first[m], |task, _| {
+        let i = (0..m).rfind(|&i| first[i] <= task).expect("task in range");
+        let c = task - first[i];
+        let (u0, u1) = (c * per[i], ((c + 1) * per[i]).min(units(lins[i])));
+        let dst = dsts[i].as_ref().expect("one output per matrix");
+        match lins[i].w.plan() {
+            Plan::Packed { p, kernel } => packed_chunk(p, *kernel, acts, n, u0, u1, dst),
+            Plan::F16 { kernel } => f16_chunk(&lins[i].w, *kernel, x, n, u0, u1, dst),
+            Plan::Dot { .. } => unreachable!("fused only packed or f16 plans"),
+        }
+    });
+    for (l, o) in lins.iter().zip(outs.iter_mut()) {
+        if let Some(b) = &l.b {
+            for out_row in o.chunks_exact_mut(l.w.rows) {
+                out_row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn by_dot(
+    pool: &Pool,
+    s: &mut MatScratch,
+    w: &Matrix,
+    dot: fn(&[u8], &[u8]) -> f32,
+    act: Option<GgmlType>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    let (rows, cols) = (w.rows, w.cols);
+    let row_size = match act {
+        Some(t) => {
+            let rs = t.row_size(cols as u64).expect("cols checked at load") as usize;
+            s.operand.resize(rs * n, 0);
+            for (dst, src) in s.operand.chunks_exact_mut(rs).zip(x.chunks_exact(cols)) {
+                quant::quantize(t, src, dst).expect("activation row of whole blocks");
+            }
+            rs
+        }
+        None => {
+            s.operand.clear();
+            s.operand.extend_from_slice(f32_bytes(x));
+            cols * 4
+        }
+    };
+    let operand = &s.operand;
+    let (per, tasks) = split(rows, pool.threads());
+    let dst = SharedMut::new(out);
+    pool.run(tasks, |task, _| {
+        let r0 = task * per;
+        let r1 = ((task + 1) * per).min(rows);
+        for t in 0..n {
+            let a = &operand[t * row_size..(t + 1) * row_size];
+            // SAFETY: rows r0..r1 of every token belong to this task only.
+            let o = unsafe { dst.range(t * rows + r0, r1 - r0) };
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = dot(w.row(r0 + i), a);
+            }
+        }
+    });
+}
+
+/// The raw bytes of an f32 slice (little-endian on the platforms ferrollm supports).
+pub(crate) fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and every byte of it may be read as u8; the length is exact.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng_vals(n: usize, seed: &mut u64, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    }
+
+    fn matrix(ty: GgmlType, rows: usize, cols: usize, seed: &mut u64) -> Matrix {
+        let rs = ty.row_size(cols as u64).unwrap() as usize;
+        let mut bytes = vec![0u8; rs * rows];
+        for r in 0..rows {
+            let v = rng_vals(cols, seed, 2.0);
+            quant::quantize(ty, &v, &mut bytes[r * rs..(r + 1) * rs]).unwrap();
+        }
+        Matrix::owned(ty, rows, cols, bytes).unwrap()
+    }
+
+    /// Per (token, row) `vec_dot_reference` with ggml's operand, and Σ|w·x| per output.
+    fn naive(w: &Matrix, x: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+        let (rows, cols) = (w.rows, w.cols);
+        let mut out = vec![0f32; n * rows];
+        let mut mag = vec![0f32; n * rows];
+        let mut wf = vec![0f32; cols];
+        for t in 0..n {
+            let xr = &x[t * cols..(t + 1) * cols];
+            let a = match quant::vec_dot_type(w.ty) {
+                Some(at) => {
+                    let mut a = vec![0u8; at.row_size(cols as u64).unwrap() as usize];
+                    quant::quantize(at, xr, &mut a).unwrap();
+                    a
+                }
+                None => f32_bytes(xr).to_vec(),
+            };
+            for r in 0..rows {
+                out[t * rows + r] = quant::vec_dot_reference(w.ty, cols, w.row(r), &a).unwrap();
+                w.dequantize_row(r, &mut wf).unwrap();
+                mag[t * rows + r] = wf.iter().zip(xr).map(|(a, b)| (a * b).abs()).sum();
+            }
+        }
+        (out, mag)
+    }
+
+    #[test]
+    fn products_match_vec_dot_for_every_plan() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let types = [
+            GgmlType::Q4_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::F16,
+            GgmlType::F32,
+            GgmlType::Q5_0,
+            GgmlType::Q6_K,
+        ];
+        for threads in [1, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let mut s = MatScratch::default();
+            for ty in types {
+                for (rows, n) in [(37, 1), (64, 5), (13, 9)] {
+                    let cols = 512;
+                    let w = matrix(ty, rows, cols, &mut seed);
+                    let b: Vec<f32> = rng_vals(rows, &mut seed, 1.0);
+                    let x = rng_vals(n * cols, &mut seed, 3.0);
+                    let lin = Linear {
+                        w,
+                        b: Some(b.clone()),
+                    };
+                    let mut out = vec![f32::NAN; n * rows];
+                    linear(&pool, &mut s, &lin, &x, n, &mut out);
+                    let (want, mag) = naive(&lin.w, &x, n);
+                    for i in 0..n * rows {
+                        let want = want[i] + b[i % rows];
+                        assert!(
+                            (out[i] - want).abs() <= 1e-5 * mag[i] + 1e-6,
+                            "{ty} {rows}x{cols} n{n} t{threads} [{i}]: {} vs {want}",
+                            out[i]
+                        );
+                    }
+                    // The same matrix three times as one fused step.
+                    let (mut o1, mut o2, mut o3) = (
+                        vec![0f32; n * rows],
+                        vec![0f32; n * rows],
+                        vec![0f32; n * rows],
+                    );
+                    linear_multi(
+                        &pool,
+                        &mut s,
+                        &[&lin, &lin, &lin],
+                        &x,
+                        n,
+                        &mut [&mut o1, &mut o2, &mut o3],
+                    );
+                    assert!(o1 == out && o2 == out && o3 == out, "{ty} fused");
+                }
+            }
+        }
+    }
 }

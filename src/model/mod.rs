@@ -143,6 +143,7 @@ impl Model {
         let file = Arc::new(file);
         let interleaved_qkv = legacy && legacy_names::interleaved_qkv(arch);
         let weights = Weights::load(&file, &spec, interleaved_qkv)?;
+        weights.prepare();
         let alibi = match spec.position {
             spec::Position::Alibi { max_bias, rule } => {
                 ops::alibi_slopes(spec.n_head, max_bias, rule)

@@ -5,7 +5,7 @@ use super::spec::Spec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{GgmlType, ModelFile, TensorInfo};
 use crate::quant;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The bytes of a weight: a tensor of the shared mapped file, or an owned buffer.
 #[derive(Clone)]
@@ -26,6 +26,9 @@ pub struct Matrix {
     pub cols: usize,
     bytes: Bytes,
     row_size: usize,
+    /// How products with this matrix are computed (made on first use or by [`Weights::prepare`];
+    /// shared by clones, e.g. tied output embeddings).
+    plan: Arc<OnceLock<super::matmul::Plan>>,
 }
 
 impl Matrix {
@@ -42,6 +45,10 @@ impl Matrix {
     /// Bytes per row.
     pub fn row_size(&self) -> usize {
         self.row_size
+    }
+    /// The matrix's product plan (repacked weights, kernels), made on first use.
+    pub(crate) fn plan(&self) -> &super::matmul::Plan {
+        self.plan.get_or_init(|| super::matmul::Plan::new(self))
     }
     /// Row `r` as f32 values.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
@@ -137,6 +144,7 @@ impl Loader<'_> {
                 len: t.size as usize,
             },
             row_size,
+            plan: Default::default(),
         }))
     }
 
@@ -270,6 +278,35 @@ impl Weights {
     }
 }
 
+impl Weights {
+    /// Every matrix used in products, once each.
+    fn product_matrices(&self) -> Vec<&Matrix> {
+        let mut v = Vec::new();
+        for l in &self.layers {
+            match &l.qkv {
+                Qkv::Fused(lin) => v.push(&lin.w),
+                Qkv::Separate { q, k, v: vv } => v.extend([&q.w, &k.w, &vv.w]),
+            }
+            v.push(&l.attn_out.w);
+            if let Some(g) = &l.ffn_gate {
+                v.push(&g.w);
+            }
+            v.push(&l.ffn_up.w);
+            v.push(&l.ffn_down.w);
+        }
+        v.push(&self.output.w);
+        v
+    }
+
+    /// Makes the product plan of every matrix now (repacking in parallel) rather than on first use.
+    pub fn prepare(&self) {
+        use rayon::prelude::*;
+        self.product_matrices().par_iter().for_each(|m| {
+            m.plan();
+        });
+    }
+}
+
 /// Reorders the rows of a per-head interleaved QKV projection (`[head][q,k,v][head_dim]`) into
 /// `[q heads; k heads; v heads]`, as llama.cpp's converter does for GPT-NeoX. Rows are independent
 /// runs of bytes in every ggml type, so this works on quantized weights too.
@@ -318,6 +355,7 @@ impl Matrix {
             cols,
             bytes: Bytes::Owned(bytes.into()),
             row_size,
+            plan: Default::default(),
         })
     }
 }

@@ -1,0 +1,308 @@
+//! A small fork-join thread pool for the forward pass: one per session, low wake-up latency.
+//!
+//! A forward pass of one token is a few hundred short parallel steps (each matrix product, the
+//! attention of a layer), each taking tens to hundreds of microseconds, separated by short
+//! sequential steps on the calling thread. Waking sleeping threads for each step (rayon parks idle
+//! workers) costs several microseconds per step and per thread, so here workers spin on a shared
+//! generation counter for a while after each step (about [`SPIN_LIMIT`] checks, a few hundred
+//! microseconds) before they sleep on a condition variable. The calling thread takes part in every
+//! step, so `threads = 1` runs everything inline without any worker.
+//!
+//! Tasks of a step are handed out one index at a time from an atomic counter (dynamic
+//! scheduling), so a thread delayed by another process does not hold the others back.
+
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// How many times an idle worker checks for new work before it sleeps.
+const SPIN_LIMIT: u32 = 1 << 17;
+
+type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
+
+struct Shared {
+    /// The current step's function (a `*const Job` erased to a thin pointer to a fat pointer).
+    job: AtomicPtr<&'static Job<'static>>,
+    n_tasks: AtomicUsize,
+    next: AtomicUsize,
+    /// Incremented for every step; workers wait for it to change.
+    generation: AtomicU64,
+    /// Workers that have not finished the current step.
+    running: AtomicUsize,
+    shutdown: AtomicBool,
+    sleeping: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Shared {
+    /// Runs tasks of the current step until none are left.
+    fn work(&self, job: &Job<'_>, thread: usize) {
+        let n = self.n_tasks.load(Ordering::Relaxed);
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            job(i, thread);
+        }
+    }
+}
+
+/// A fork-join pool of `threads - 1` workers plus the calling thread.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    threads: usize,
+}
+
+impl Pool {
+    /// A pool running steps on `threads` threads (the caller and `threads - 1` workers; at least 1).
+    pub fn new(threads: usize) -> std::io::Result<Pool> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            n_tasks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            sleeping: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            panic: Mutex::new(None),
+        });
+        let mut workers = Vec::with_capacity(threads - 1);
+        for i in 1..threads {
+            let s = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("ferrollm-{i}"))
+                .spawn(move || worker(&s, i));
+            match handle {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    let pool = Pool {
+                        shared,
+                        workers,
+                        threads,
+                    };
+                    drop(pool);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Pool {
+            shared,
+            workers,
+            threads,
+        })
+    }
+
+    /// Threads taking part in each step (including the caller).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f(i, thread)` for every `i` in `0..n_tasks`, spread over the pool's threads, and
+    /// returns when all have finished. `thread` (below [`Pool::threads`]) identifies the thread
+    /// running the task: no two tasks with the same `thread` run at the same time, so it can index
+    /// per-thread scratch space. A panic in any task is re-raised here after every thread has
+    /// stopped using `f`.
+    pub fn run<F: Fn(usize, usize) + Sync>(&self, n_tasks: usize, f: F) {
+        if n_tasks == 0 {
+            return;
+        }
+        if self.workers.is_empty() || n_tasks == 1 {
+            (0..n_tasks).for_each(|i| f(i, 0));
+            return;
+        }
+        let s = &*self.shared;
+        let job: &Job<'_> = &f;
+        // SAFETY: the reference is only used by workers between the generation bump below and
+        // their decrement of `running`, and this function does not return (nor unwind) before
+        // `running` is back to zero, so `f` outlives every use.
+        let job: &'static Job<'static> =
+            unsafe { std::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
+        let slot = &job as *const &'static Job<'static> as *mut &'static Job<'static>;
+        s.job.store(slot, Ordering::Relaxed);
+        s.n_tasks.store(n_tasks, Ordering::Relaxed);
+        s.next.store(0, Ordering::Relaxed);
+        s.running.store(self.workers.len(), Ordering::Relaxed);
+        s.generation.fetch_add(1, Ordering::Release);
+        if s.sleeping.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| s.work(job, 0)));
+        // Wait for the workers: spin briefly, then yield.
+        let mut spins = 0u32;
+        while s.running.load(Ordering::Acquire) != 0 {
+            if spins < SPIN_LIMIT {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        s.job.store(std::ptr::null_mut(), Ordering::Relaxed);
+        if let Err(p) = mine {
+            resume_unwind(p);
+        }
+        let theirs = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(p) = theirs {
+            resume_unwind(p);
+        }
+    }
+}
+
+fn worker(s: &Shared, thread: usize) {
+    let mut seen = 0u64;
+    loop {
+        // Wait for a new generation (or shutdown).
+        let mut spins = 0u32;
+        loop {
+            if s.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if s.generation.load(Ordering::Acquire) != seen {
+                break;
+            }
+            if spins < SPIN_LIMIT {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.sleeping.fetch_add(1, Ordering::SeqCst);
+            if s.generation.load(Ordering::SeqCst) == seen && !s.shutdown.load(Ordering::SeqCst) {
+                drop(s.wake.wait(g).unwrap_or_else(|e| e.into_inner()));
+            } else {
+                drop(g);
+            }
+            s.sleeping.fetch_sub(1, Ordering::SeqCst);
+            spins = 0;
+        }
+        seen = s.generation.load(Ordering::Acquire);
+        let slot = s.job.load(Ordering::Relaxed);
+        // SAFETY: a non-null slot is valid until `running` reaches zero (see `Pool::run`), and
+        // this worker decrements `running` only after its last use.
+        let job: &Job<'_> = unsafe { *slot };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| s.work(job, thread))) {
+            *s.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        }
+        s.running.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        {
+            let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.wake.notify_all();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A raw pointer to disjoint parts of a mutable slice shared by the tasks of one [`Pool::run`]
+/// step: each task writes only the part it owns.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: tasks only touch disjoint ranges (the caller's contract on `range`).
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub(crate) fn new(s: &mut [T]) -> SharedMut<T> {
+        SharedMut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+    /// The elements `start..start + len`.
+    ///
+    /// # Safety
+    /// No two live results may overlap, and the slice given to [`SharedMut::new`] must outlive them
+    /// without being used otherwise.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.len, "range out of bounds");
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads).unwrap();
+            for n in [0, 1, 2, 7, 100] {
+                let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                pool.run(n, |i, th| {
+                    assert!(th < threads);
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn many_steps_and_sleeping_workers() {
+        let pool = Pool::new(2).unwrap();
+        let total = AtomicUsize::new(0);
+        for step in 0..2000 {
+            pool.run(4, |i, _| {
+                total.fetch_add(i, Ordering::Relaxed);
+            });
+            if step == 1000 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        assert_eq!(total.load(Ordering::Relaxed), 2000 * 6);
+    }
+
+    #[test]
+    fn panics_propagate_and_pool_survives() {
+        let pool = Pool::new(2).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(8, |i, _| {
+                if i == 5 {
+                    panic!("task 5");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        let n = AtomicUsize::new(0);
+        pool.run(8, |_, _| {
+            n.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(n.load(Ordering::Relaxed), 8);
+    }
+
+    #[test]
+    fn shared_mut_disjoint_writes() {
+        let pool = Pool::new(2).unwrap();
+        let mut v = vec![0usize; 100];
+        let s = SharedMut::new(&mut v);
+        pool.run(10, |i, _| {
+            // SAFETY: task i owns elements 10i..10i+10.
+            let part = unsafe { s.range(10 * i, 10) };
+            part.iter_mut().for_each(|x| *x = i);
+        });
+        assert!(v.iter().enumerate().all(|(j, &x)| x == j / 10));
+    }
+}
