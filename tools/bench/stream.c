@@ -3,7 +3,7 @@
  *   gcc -O2 -fopenmp -o stream tools/bench/stream.c && OMP_NUM_THREADS=2 ./stream [MiB per array]
  *
  * Kernels (each array is far larger than the last-level cache; default 1024 MiB):
- *   read   s += a[i]              bytes counted: 8 per element
+ *   read   s += a[i] (as integers) bytes counted: 8 per element
  *   copy   c[i] = a[i]            16 (STREAM's convention: read + write, no write-allocate)
  *   triad  a[i] = b[i] + q*c[i]   24
  * Each kernel runs REPS times; the best (highest) rate is printed, as STREAM does.
@@ -11,8 +11,13 @@
  * Arrays are first-touched by the same threads that use them (NUMA-friendly static schedule).
  */
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* the doubles of `a`, read as integers: integer adds take one cycle, so the read loop is bound by
+   memory, not by the latency of floating-point additions */
+typedef uint64_t __attribute__((may_alias)) word;
 
 #define REPS 7
 
@@ -35,17 +40,18 @@ int main(int argc, char **argv) {
     }
     double best_read = 0, best_copy = 0, best_triad = 0, sink = 0;
     for (int r = 0; r < REPS; r++) {
-        double t = now(), s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        /* four independent sums, so the loop is bound by loads, not by the latency of one add */
+        double t = now();
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const word *w = (const word *)a;
 #pragma omp parallel for schedule(static) reduction(+ : s0, s1, s2, s3)
         for (size_t i = 0; i < n; i += 4) {
-            s0 += a[i];
-            s1 += a[i + 1];
-            s2 += a[i + 2];
-            s3 += a[i + 3];
+            s0 += w[i];
+            s1 += w[i + 1];
+            s2 += w[i + 2];
+            s3 += w[i + 3];
         }
         t = now() - t;
-        sink += s0 + s1 + s2 + s3;
+        sink += (double)(s0 + s1 + s2 + s3);
         if (8.0 * n / t > best_read) best_read = 8.0 * n / t;
 
         t = now();
