@@ -66,9 +66,11 @@ impl Plan {
     pub(crate) fn new(m: &Matrix) -> Plan {
         let repack = std::env::var("FERROLLM_REPACK").map_or(true, |v| v != "0");
         if repack {
-            if let Some(p) = Interleaved::pack(m.ty, m.rows, m.cols, m.bytes()) {
-                let kernel = il::kernel(p.layout);
-                return Plan::Packed { p, kernel };
+            if let Some(layout) = il::Layout::for_type(m.ty) {
+                let (kernel, width) = il::kernel(layout);
+                if let Some(p) = Interleaved::pack(m.ty, m.rows, m.cols, width, m.bytes()) {
+                    return Plan::Packed { p, kernel };
+                }
             }
         }
         if m.ty == GgmlType::F16 && m.cols.is_multiple_of(8) {
@@ -189,10 +191,11 @@ fn packed_chunk(
 ) {
     let rows = p.rows;
     let nb = p.blocks();
-    let mut tile = [[0f32; il::ROWS]; il::MAX_TOKENS];
+    let width = p.width();
+    let mut tile = [[0f32; il::MAX_ROWS]; il::MAX_TOKENS];
     for g in g0..g1 {
-        let r0 = g * il::ROWS;
-        let nr = il::ROWS.min(rows - r0);
+        let r0 = g * width;
+        let nr = width.min(rows - r0);
         let group = p.group(g);
         for t0 in (0..n).step_by(il::MAX_TOKENS) {
             let nt = il::MAX_TOKENS.min(n - t0);

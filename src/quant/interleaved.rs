@@ -1,30 +1,32 @@
-//! Weight matrices repacked at load time for the matrix kernels: eight rows interleaved.
+//! Weight matrices repacked at load time for the matrix kernels: 8 or 16 rows interleaved.
 //!
 //! ggml's row layout stores each block's scale next to its quants, one row after another. A dot
 //! product of one row with one activation row then ends every block with a horizontal step (the
 //! block's integer sum times its scale, one f16 conversion per block) that costs as much as the
-//! multiply-adds. Interleaving eight rows (as llama.cpp's `q4_0_8x8` repacking does for AVX2, and its
-//! AMX path does for tiles) puts the same value position of eight rows in the eight 32-bit lanes of
-//! one register: a byte dot product of four weights per lane with four broadcast activation bytes
-//! (`vpdpbusd`, or `maddubs` + `madd`) gives eight row sums at once, and the block's eight scales
-//! are one 16-byte load converted with one instruction. Nothing is horizontal until the very end,
-//! and for prompt processing each weight block, once loaded and unpacked, is dotted with several
-//! activation rows while it is in registers.
+//! multiply-adds. Interleaving `W` rows (as llama.cpp's `q4_0_8x8` repacking does for AVX2, and its
+//! AMX path does for tiles) puts the same value position of `W` rows in the `W` 32-bit lanes of
+//! one register (`W` = 8 for 256-bit registers, 16 for 512-bit ones): a byte dot product of four
+//! weights per lane with four broadcast activation bytes (`vpdpbusd`, or `maddubs` + `madd`) gives
+//! `W` row sums at once, and the block's `W` scales are one load converted with one instruction.
+//! Nothing is horizontal until the very end, and for prompt processing each weight block, once
+//! loaded and unpacked, is dotted with several activation rows while it is in registers.
 //!
-//! Layouts (a *group* is eight consecutive rows; the last group is padded with zero rows; each
+//! Layouts (a *group* is `W` consecutive rows; the last group is padded with zero rows; each
 //! group's bytes are contiguous and start 64-byte aligned when the row length is a multiple of 128):
 //!
-//! - [`Layout::Q4_0x8`]: for each of the `nb = cols / 32` blocks, 128 bytes of quants, then all the
-//!   blocks' scales: `qs[nb][128]`, `d[nb][8]` (f16). In block `b`, byte `32 j + 4 r + i`
-//!   (`j < 4`, row `r < 8`, `i < 4`) holds value `4 j + i` of row `r` in its low nibble and value
+//! - [`Layout::Q4_0x8`]: for each of the `nb = cols / 32` blocks, `16 W` bytes of quants, then all
+//!   the blocks' scales: `qs[nb][16 W]`, `d[nb][W]` (f16). In block `b`, byte `4 W j + 4 r + i`
+//!   (`j < 4`, row `r < W`, `i < 4`) holds value `4 j + i` of row `r` in its low nibble and value
 //!   `16 + 4 j + i` in its high nibble, as 0..=15 (the quant without Q4_0's −8).
-//! - [`Layout::Q8_0x8`]: `qs[nb][256]`, `d[nb][8]`; byte `32 j + 4 r + i` (`j < 8`) is value
+//! - [`Layout::Q8_0x8`]: `qs[nb][32 W]`, `d[nb][W]`; byte `4 W j + 4 r + i` (`j < 8`) is value
 //!   `4 j + i` of row `r`.
-//! - [`Layout::Q4_Kx8`]: for the `ns = cols / 256` super-blocks: `qs[ns][1024]`, `scales[ns][8][8]`,
-//!   `mins[ns][8][8]` (sub-block-major: `[sub-block][row]`, 6-bit values as bytes), `d[ns][8]`,
-//!   `dmin[ns][8]` (f16). In super-block `s`, the 256 bytes `256 c + …` hold sub-blocks `2c` (low
-//!   nibbles) and `2c + 1` (high nibbles): byte `256 c + 32 j + 4 r + i` (`j < 8`) holds value
-//!   `4 j + i` of both sub-blocks of row `r`.
+//! - [`Layout::Q4_Kx8`]: for the `ns = cols / 256` super-blocks: `qs[ns][128 W]`,
+//!   `scales[ns][8][W]`, `mins[ns][8][W]` (sub-block-major, 6-bit values as bytes), `d[ns][W]`,
+//!   `dmin[ns][W]` (f16). In super-block `s`, the `32 W` bytes from `32 W c` hold sub-blocks `2c`
+//!   (low nibbles) and `2c + 1` (high nibbles): byte `32 W c + 4 W j + 4 r + i` (`j < 8`) holds
+//!   value `4 j + i` of both sub-blocks of row `r`.
+//!
+//! (The layout names say x8; the group width `W` is the kernel set's, see [`Interleaved::width`].)
 //!
 //! Activations are quantized once per product, as ggml does, to Q8_0 (for Q4_0/Q8_0 weights) or
 //! Q8_K (Q4_K) with the same bytes as [`crate::quant::quantize`], and laid out for the kernels as
@@ -39,8 +41,8 @@ use crate::format::GgmlType;
 use crate::quant::blocks::*;
 use crate::quant::k_quants::get_scale_min_k4;
 
-/// Rows per interleaved group.
-pub const ROWS: usize = 8;
+/// The widest group (rows per group) of any kernel set.
+pub const MAX_ROWS: usize = 16;
 /// Activation rows one kernel call handles at most.
 pub const MAX_TOKENS: usize = 4;
 
@@ -70,12 +72,12 @@ impl Layout {
             Layout::Q4_Kx8 => QK_K,
         }
     }
-    /// Bytes of one group's block (all eight rows, quants and scales).
-    pub fn block_bytes(self) -> usize {
+    /// Bytes per row of one block (quants and scales), so a group's block takes `width` times this.
+    pub fn block_bytes_per_row(self) -> usize {
         match self {
-            Layout::Q4_0x8 => 128 + 16,
-            Layout::Q8_0x8 => 256 + 16,
-            Layout::Q4_Kx8 => 1024 + 64 + 64 + 16 + 16,
+            Layout::Q4_0x8 => 16 + 2,
+            Layout::Q8_0x8 => 32 + 2,
+            Layout::Q4_Kx8 => 128 + 8 + 8 + 2 + 2,
         }
     }
     /// The activation format of this layout.
@@ -87,24 +89,72 @@ impl Layout {
     }
 }
 
+/// Zeroed memory for a packed matrix: an anonymous mapping with transparent huge pages requested
+/// on Linux (fewer page faults while packing, fewer TLB misses while streaming the weights), or a
+/// heap allocation where mapping fails.
+enum Buf {
+    Map(memmap2::MmapMut),
+    Heap(Vec<Line>),
+}
+
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
+
+impl Buf {
+    fn zeroed(len: usize) -> Buf {
+        if len >= 1 << 20 {
+            if let Ok(m) = memmap2::MmapMut::map_anon(len) {
+                #[cfg(target_os = "linux")]
+                let _ = m.advise(memmap2::Advice::HugePage);
+                return Buf::Map(m);
+            }
+        }
+        Buf::Heap(vec![Line([0; 64]); len.div_ceil(64)])
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buf::Map(m) => m,
+            // SAFETY: `Line` is 64 plain bytes.
+            Buf::Heap(v) => unsafe {
+                std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 64)
+            },
+        }
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buf::Map(m) => m,
+            // SAFETY: as in `bytes`.
+            Buf::Heap(v) => unsafe {
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 64)
+            },
+        }
+    }
+}
 
 /// A weight matrix in an interleaved layout.
 pub struct Interleaved {
     pub layout: Layout,
     pub rows: usize,
     pub cols: usize,
+    width: usize,
     groups: usize,
     group_bytes: usize,
-    data: Vec<Line>,
+    data: Buf,
 }
 
 impl Interleaved {
-    /// Repacks `rows × cols` weights of type `ty` given in ggml's row layout. `None` when `ty` has
-    /// no interleaved layout or `cols` is not a whole number of blocks.
-    pub fn pack(ty: GgmlType, rows: usize, cols: usize, src: &[u8]) -> Option<Interleaved> {
+    /// Repacks `rows × cols` weights of type `ty` given in ggml's row layout into groups of
+    /// `width` (8 or 16) rows. `None` when `ty` has no interleaved layout or `cols` is not a whole
+    /// number of blocks.
+    pub fn pack(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        width: usize,
+        src: &[u8],
+    ) -> Option<Interleaved> {
+        assert!(width == 8 || width == 16, "group width {width}");
         let layout = Layout::for_type(ty)?;
         if cols == 0 || !cols.is_multiple_of(layout.block_values()) {
             return None;
@@ -116,51 +166,50 @@ impl Interleaved {
             "source bytes of a {rows}×{cols} {ty} matrix"
         );
         let nb = cols / layout.block_values();
-        let group_bytes = nb * layout.block_bytes();
-        let groups = rows.div_ceil(ROWS);
+        let group_bytes = nb * layout.block_bytes_per_row() * width;
+        let groups = rows.div_ceil(width);
         let mut p = Interleaved {
             layout,
             rows,
             cols,
+            width,
             groups,
             group_bytes,
-            data: vec![Line([0; 64]); (groups * group_bytes).div_ceil(64)],
+            data: Buf::zeroed(groups * group_bytes),
         };
         for g in 0..groups {
             let dst = p.group_mut(g);
-            let row = |r: usize| -> Option<&[u8]> {
-                let r = g * ROWS + r;
-                (r < rows).then(|| &src[r * row_size..(r + 1) * row_size])
-            };
+            let n = width.min(rows - g * width);
+            let rows: [&[u8]; MAX_ROWS] = std::array::from_fn(|r| {
+                let row = g * width + r.min(n - 1);
+                &src[row * row_size..(row + 1) * row_size]
+            });
+            let rows = &rows[..n];
             match layout {
-                Layout::Q4_0x8 => pack_q4_0(dst, nb, row),
-                Layout::Q8_0x8 => pack_q8_0(dst, nb, row),
-                Layout::Q4_Kx8 => pack_q4_k(dst, nb, row),
+                Layout::Q4_0x8 => pack_q4_0(dst, nb, width, rows),
+                Layout::Q8_0x8 => pack_q8_0(dst, nb, width, rows),
+                Layout::Q4_Kx8 => pack_q4_k(dst, nb, width, rows),
             }
         }
         Some(p)
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: `Line` is 64 plain bytes.
-        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.data.len() * 64) }
+        self.data.bytes()
     }
     fn group_mut(&mut self, g: usize) -> &mut [u8] {
         let gb = self.group_bytes;
-        // SAFETY: as in `bytes`.
-        let all = unsafe {
-            std::slice::from_raw_parts_mut(
-                self.data.as_mut_ptr().cast::<u8>(),
-                self.data.len() * 64,
-            )
-        };
-        &mut all[g * gb..(g + 1) * gb]
+        &mut self.data.bytes_mut()[g * gb..(g + 1) * gb]
     }
-    /// The bytes of group `g` (rows `8 g .. 8 g + 8`).
+    /// The bytes of group `g` (rows `width · g ..`).
     pub fn group(&self, g: usize) -> &[u8] {
         &self.bytes()[g * self.group_bytes..(g + 1) * self.group_bytes]
     }
-    /// Number of eight-row groups.
+    /// Rows per group (8 or 16).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// Number of groups.
     pub fn groups(&self) -> usize {
         self.groups
     }
@@ -174,63 +223,74 @@ impl Interleaved {
     }
 }
 
-fn pack_q4_0<'a>(dst: &mut [u8], nb: usize, row: impl Fn(usize) -> Option<&'a [u8]>) {
-    let (qs, d) = dst.split_at_mut(nb * 128);
-    for r in 0..ROWS {
-        let Some(src) = row(r) else { continue };
-        let blocks: &[BlockQ4_0] = cast(src);
-        for (b, x) in blocks.iter().enumerate() {
-            d[b * 16 + 2 * r..b * 16 + 2 * r + 2].copy_from_slice(&x.d.0);
-            for j in 0..4 {
-                for i in 0..4 {
-                    // low nibble: value 4j+i = low nibble of qs[4j+i]; high: value 16+4j+i =
-                    // high nibble of qs[4j+i]. So the byte is simply qs[4j+i].
-                    qs[b * 128 + 32 * j + 4 * r + i] = x.qs[4 * j + i];
-                }
+// The packers walk the destination in order (block by block, then the rows of the group), reading
+// the group's rows (at most 16 streams) as they go.
+
+fn pack_q4_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
+    let (qs, d) = dst.split_at_mut(nb * 16 * w);
+    let src: Vec<&[BlockQ4_0]> = rows.iter().map(|r| cast::<BlockQ4_0>(r)).collect();
+    for (b, (qb, db)) in qs
+        .chunks_exact_mut(16 * w)
+        .zip(d.chunks_exact_mut(2 * w))
+        .enumerate()
+    {
+        for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
+            db[2 * r..2 * r + 2].copy_from_slice(&x.d.0);
+        }
+        // Byte 4Wj + 4r + i holds values 4j+i (low nibble) and 16+4j+i (high nibble): exactly
+        // Q4_0's byte qs[4j+i].
+        for (j, qj) in qb.chunks_exact_mut(4 * w).enumerate() {
+            for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
+                qj[4 * r..4 * r + 4].copy_from_slice(&x.qs[4 * j..4 * j + 4]);
             }
         }
     }
 }
 
-fn pack_q8_0<'a>(dst: &mut [u8], nb: usize, row: impl Fn(usize) -> Option<&'a [u8]>) {
-    let (qs, d) = dst.split_at_mut(nb * 256);
-    for r in 0..ROWS {
-        let Some(src) = row(r) else { continue };
-        let blocks: &[BlockQ8_0] = cast(src);
-        for (b, x) in blocks.iter().enumerate() {
-            d[b * 16 + 2 * r..b * 16 + 2 * r + 2].copy_from_slice(&x.d.0);
-            for j in 0..8 {
-                for i in 0..4 {
-                    qs[b * 256 + 32 * j + 4 * r + i] = x.qs[4 * j + i] as u8;
-                }
+fn pack_q8_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
+    let (qs, d) = dst.split_at_mut(nb * 32 * w);
+    let src: Vec<&[BlockQ8_0]> = rows.iter().map(|r| cast::<BlockQ8_0>(r)).collect();
+    for (b, (qb, db)) in qs
+        .chunks_exact_mut(32 * w)
+        .zip(d.chunks_exact_mut(2 * w))
+        .enumerate()
+    {
+        for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
+            db[2 * r..2 * r + 2].copy_from_slice(&x.d.0);
+        }
+        for (j, qj) in qb.chunks_exact_mut(4 * w).enumerate() {
+            for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
+                let q = as_bytes(std::slice::from_ref(x));
+                qj[4 * r..4 * r + 4].copy_from_slice(&q[2 + 4 * j..6 + 4 * j]);
             }
         }
     }
 }
 
-fn pack_q4_k<'a>(dst: &mut [u8], ns: usize, row: impl Fn(usize) -> Option<&'a [u8]>) {
-    let (qs, rest) = dst.split_at_mut(ns * 1024);
-    let (sc, rest) = rest.split_at_mut(ns * 64);
-    let (mn, rest) = rest.split_at_mut(ns * 64);
-    let (d, dmin) = rest.split_at_mut(ns * 16);
-    for r in 0..ROWS {
-        let Some(src) = row(r) else { continue };
-        let blocks: &[BlockQ4K] = cast(src);
-        for (s, x) in blocks.iter().enumerate() {
-            d[s * 16 + 2 * r..s * 16 + 2 * r + 2].copy_from_slice(&x.d.0);
-            dmin[s * 16 + 2 * r..s * 16 + 2 * r + 2].copy_from_slice(&x.dmin.0);
+fn pack_q4_k(dst: &mut [u8], ns: usize, w: usize, rows: &[&[u8]]) {
+    let (qs, rest) = dst.split_at_mut(ns * 128 * w);
+    let (sc, rest) = rest.split_at_mut(ns * 8 * w);
+    let (mn, rest) = rest.split_at_mut(ns * 8 * w);
+    let (d, dmin) = rest.split_at_mut(ns * 2 * w);
+    let src: Vec<&[BlockQ4K]> = rows.iter().map(|r| cast::<BlockQ4K>(r)).collect();
+    for s in 0..ns {
+        for (r, x) in src.iter().map(|b| &b[s]).enumerate() {
+            d[s * 2 * w + 2 * r..][..2].copy_from_slice(&x.d.0);
+            dmin[s * 2 * w + 2 * r..][..2].copy_from_slice(&x.dmin.0);
             for j in 0..8 {
                 let (a, m) = get_scale_min_k4(j, &x.scales);
-                sc[s * 64 + 8 * j + r] = a;
-                mn[s * 64 + 8 * j + r] = m;
+                sc[s * 8 * w + w * j + r] = a;
+                mn[s * 8 * w + w * j + r] = m;
             }
-            // Q4_K: sub-block 2c = low nibbles of qs[32c..32c+32], 2c+1 = their high nibbles.
-            for c in 0..4 {
-                for j in 0..8 {
-                    for i in 0..4 {
-                        qs[s * 1024 + 256 * c + 32 * j + 4 * r + i] = x.qs[32 * c + 4 * j + i];
-                    }
-                }
+        }
+        // Q4_K: sub-block 2c = low nibbles of qs[32c..32c+32], 2c+1 = their high nibbles.
+        for (k, qj) in qs[s * 128 * w..(s + 1) * 128 * w]
+            .chunks_exact_mut(4 * w)
+            .enumerate()
+        {
+            let (c, j) = (k / 8, k % 8);
+            for (r, x) in src.iter().map(|b| &b[s]).enumerate() {
+                qj[4 * r..4 * r + 4].copy_from_slice(&x.qs[32 * c + 4 * j..32 * c + 4 * j + 4]);
             }
         }
     }
@@ -346,8 +406,9 @@ pub fn quantize_row(kind: ActKind, x: &[f32], qs: &mut [i8], d: &mut [f32], sum:
     }
 }
 
-/// The output of one kernel call: eight row results for each of up to [`MAX_TOKENS`] tokens.
-pub type Tile = [[f32; ROWS]; MAX_TOKENS];
+/// The output of one kernel call: the group's row results for each of up to [`MAX_TOKENS`] tokens
+/// (`out[t][r]`; a kernel of width 8 writes `r < 8`).
+pub type Tile = [[f32; MAX_ROWS]; MAX_TOKENS];
 
 /// A kernel: one group of an interleaved matrix (`nb` blocks) against `acts.len()` (1 ..=
 /// [`MAX_TOKENS`]) activation rows; `out[t][r]` gets row `r` · activation `t`.
@@ -371,97 +432,97 @@ pub fn f16_rows_scalar(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4];
     }
 }
 
-fn f16s(d: &[u8], b: usize) -> [f32; ROWS] {
-    std::array::from_fn(|r| Half([d[16 * b + 2 * r], d[16 * b + 2 * r + 1]]).to_f32())
+fn f16s<const W: usize>(d: &[u8], b: usize) -> [f32; W] {
+    std::array::from_fn(|r| Half([d[2 * W * b + 2 * r], d[2 * W * b + 2 * r + 1]]).to_f32())
 }
 
-/// Scalar Q4_0x8 kernel (the reference).
-pub fn q4_0x8_scalar(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-    let (qs, d) = group.split_at(nb * 128);
+/// Scalar Q4_0 kernel of width `W` (the reference).
+pub fn q4_0_scalar<const W: usize>(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+    let (qs, d) = group.split_at(nb * 16 * W);
     for (t, a) in acts.iter().enumerate() {
-        let mut acc = [0f32; ROWS];
         for b in 0..nb {
-            let dw = f16s(d, b);
-            for r in 0..ROWS {
+            let dw = f16s::<W>(d, b);
+            for r in 0..W {
                 let mut s = 0i32;
                 for j in 0..4 {
                     for i in 0..4 {
-                        let q = qs[b * 128 + 32 * j + 4 * r + i];
+                        let q = qs[b * 16 * W + 4 * W * j + 4 * r + i];
                         s += (q & 15) as i32 * a.qs[b * 32 + 4 * j + i] as i32;
                         s += (q >> 4) as i32 * a.qs[b * 32 + 16 + 4 * j + i] as i32;
                     }
                 }
                 s -= 8 * a.sum[b];
-                acc[r] += s as f32 * (dw[r] * a.d[b]);
+                let v = s as f32 * (dw[r] * a.d[b]);
+                out[t][r] = if b == 0 { v } else { out[t][r] + v };
             }
         }
-        out[t] = acc;
     }
 }
 
-/// Scalar Q8_0x8 kernel (the reference).
-pub fn q8_0x8_scalar(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-    let (qs, d) = group.split_at(nb * 256);
+/// Scalar Q8_0 kernel of width `W` (the reference).
+pub fn q8_0_scalar<const W: usize>(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+    let (qs, d) = group.split_at(nb * 32 * W);
     for (t, a) in acts.iter().enumerate() {
-        let mut acc = [0f32; ROWS];
         for b in 0..nb {
-            let dw = f16s(d, b);
-            for r in 0..ROWS {
+            let dw = f16s::<W>(d, b);
+            for r in 0..W {
                 let mut s = 0i32;
                 for j in 0..8 {
                     for i in 0..4 {
-                        let q = qs[b * 256 + 32 * j + 4 * r + i] as i8;
+                        let q = qs[b * 32 * W + 4 * W * j + 4 * r + i] as i8;
                         s += q as i32 * a.qs[b * 32 + 4 * j + i] as i32;
                     }
                 }
-                acc[r] += s as f32 * (dw[r] * a.d[b]);
+                let v = s as f32 * (dw[r] * a.d[b]);
+                out[t][r] = if b == 0 { v } else { out[t][r] + v };
             }
         }
-        out[t] = acc;
     }
 }
 
-/// Scalar Q4_Kx8 kernel (the reference).
-pub fn q4_kx8_scalar(group: &[u8], ns: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-    let (qs, rest) = group.split_at(ns * 1024);
-    let (sc, rest) = rest.split_at(ns * 64);
-    let (mn, rest) = rest.split_at(ns * 64);
-    let (d, dmin) = rest.split_at(ns * 16);
+/// Scalar Q4_K kernel of width `W` (the reference).
+pub fn q4_k_scalar<const W: usize>(group: &[u8], ns: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+    let (qs, rest) = group.split_at(ns * 128 * W);
+    let (sc, rest) = rest.split_at(ns * 8 * W);
+    let (mn, rest) = rest.split_at(ns * 8 * W);
+    let (d, dmin) = rest.split_at(ns * 2 * W);
     for (t, a) in acts.iter().enumerate() {
-        let mut acc = [0f32; ROWS];
         for s in 0..ns {
-            let (dw, mw) = (f16s(d, s), f16s(dmin, s));
-            for r in 0..ROWS {
+            let (dw, mw) = (f16s::<W>(d, s), f16s::<W>(dmin, s));
+            for r in 0..W {
                 let (mut isum, mut msum) = (0i32, 0i32);
                 for c in 0..4 {
                     let (mut lo, mut hi) = (0i32, 0i32);
                     for j in 0..8 {
                         for i in 0..4 {
-                            let q = qs[s * 1024 + 256 * c + 32 * j + 4 * r + i];
+                            let q = qs[s * 128 * W + 32 * W * c + 4 * W * j + 4 * r + i];
                             let v = s * 256 + 64 * c + 4 * j + i;
                             lo += (q & 15) as i32 * a.qs[v] as i32;
                             hi += (q >> 4) as i32 * a.qs[v + 32] as i32;
                         }
                     }
-                    isum += lo * sc[s * 64 + 8 * (2 * c) + r] as i32
-                        + hi * sc[s * 64 + 8 * (2 * c + 1) + r] as i32;
+                    isum += lo * sc[s * 8 * W + W * (2 * c) + r] as i32
+                        + hi * sc[s * 8 * W + W * (2 * c + 1) + r] as i32;
                 }
                 for j in 0..8 {
-                    msum += mn[s * 64 + 8 * j + r] as i32 * a.sum[s * 8 + j];
+                    msum += mn[s * 8 * W + W * j + r] as i32 * a.sum[s * 8 + j];
                 }
-                acc[r] += a.d[s] * (dw[r] * isum as f32 - mw[r] * msum as f32);
+                let v = a.d[s] * (dw[r] * isum as f32 - mw[r] * msum as f32);
+                out[t][r] = if s == 0 { v } else { out[t][r] + v };
             }
         }
-        out[t] = acc;
     }
 }
 
-/// The scalar kernel of a layout.
-pub fn scalar_kernel(layout: Layout) -> GroupKernel {
-    match layout {
-        Layout::Q4_0x8 => q4_0x8_scalar,
-        Layout::Q8_0x8 => q8_0x8_scalar,
-        Layout::Q4_Kx8 => q4_kx8_scalar,
+/// The scalar kernel of a layout for groups of `width` rows.
+pub fn scalar_kernel(layout: Layout, width: usize) -> GroupKernel {
+    match (layout, width) {
+        (Layout::Q4_0x8, 8) => q4_0_scalar::<8>,
+        (Layout::Q8_0x8, 8) => q8_0_scalar::<8>,
+        (Layout::Q4_Kx8, 8) => q4_k_scalar::<8>,
+        (Layout::Q4_0x8, _) => q4_0_scalar::<16>,
+        (Layout::Q8_0x8, _) => q8_0_scalar::<16>,
+        (Layout::Q4_Kx8, _) => q4_k_scalar::<16>,
     }
 }
 
@@ -475,14 +536,15 @@ pub fn kernel_name() -> &'static str {
     crate::quant::kernels::get().matrix_name
 }
 
-/// The kernel this process uses for a layout (SIMD when the CPU has it).
-pub fn kernel(layout: Layout) -> GroupKernel {
+/// The kernel this process uses for a layout and the group width it needs.
+pub fn kernel(layout: Layout) -> (GroupKernel, usize) {
     let k = crate::quant::kernels::get();
-    match layout {
+    let f = match layout {
         Layout::Q4_0x8 => k.q4_0x8,
         Layout::Q8_0x8 => k.q8_0x8,
         Layout::Q4_Kx8 => k.q4_kx8,
-    }
+    };
+    (f, k.group_width)
 }
 
 #[cfg(test)]

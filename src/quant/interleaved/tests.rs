@@ -98,6 +98,7 @@ fn acts_of(kind: ActKind, x: &[f32], cols: usize, n: usize) -> Acts {
 
 /// `[token][row]` results of `kernel` over every group and token tile.
 fn run(kernel: GroupKernel, p: &Interleaved, acts: &Acts) -> Vec<Vec<f32>> {
+    let w = p.width();
     let n = acts.len();
     let mut out = vec![vec![0f32; p.rows]; n];
     for g in 0..p.groups() {
@@ -105,12 +106,12 @@ fn run(kernel: GroupKernel, p: &Interleaved, acts: &Acts) -> Vec<Vec<f32>> {
         while t0 < n {
             let nt = (n - t0).min(MAX_TOKENS);
             let rows: Vec<ActRow<'_>> = (t0..t0 + nt).map(|t| acts.row(t)).collect();
-            let mut tile = [[f32::NAN; ROWS]; MAX_TOKENS];
+            let mut tile = [[f32::NAN; MAX_ROWS]; MAX_TOKENS];
             kernel(p.group(g), p.blocks(), &rows, &mut tile);
             for t in 0..nt {
-                for r in 0..ROWS {
-                    if g * ROWS + r < p.rows {
-                        out[t0 + t][g * ROWS + r] = tile[t][r];
+                for r in 0..w {
+                    if g * w + r < p.rows {
+                        out[t0 + t][g * w + r] = tile[t][r];
                     }
                 }
             }
@@ -131,28 +132,30 @@ fn magnitude(ty: GgmlType, w: &[u8], x: &[f32]) -> f32 {
 fn scalar_kernels_match_vec_dot() {
     for c in cases() {
         let layout = Layout::for_type(c.ty).unwrap();
-        let p = Interleaved::pack(c.ty, c.rows, c.cols, &c.w).unwrap();
-        let acts = acts_of(layout.act_kind(), &c.x, c.cols, c.n);
-        let got = run(scalar_kernel(layout), &p, &acts);
-        let act_ty = quant::vec_dot_type(c.ty).unwrap();
-        let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
-        let ars = act_ty.row_size(c.cols as u64).unwrap() as usize;
-        for t in 0..c.n {
-            let x = &c.x[t * c.cols..(t + 1) * c.cols];
-            let mut a = vec![0u8; ars];
-            quant::quantize(act_ty, x, &mut a).unwrap();
-            for r in 0..c.rows {
-                let w = &c.w[r * rs..(r + 1) * rs];
-                let want = quant::vec_dot_reference(c.ty, c.cols, w, &a).unwrap();
-                let tol = 2e-6 * magnitude(c.ty, w, x) + 1e-30;
-                assert!(
-                    (got[t][r] - want).abs() <= tol,
-                    "{} {}x{} t{t} r{r}: {} vs {want} (tol {tol})",
-                    c.ty,
-                    c.rows,
-                    c.cols,
-                    got[t][r]
-                );
+        for width in [8, 16] {
+            let p = Interleaved::pack(c.ty, c.rows, c.cols, width, &c.w).unwrap();
+            let acts = acts_of(layout.act_kind(), &c.x, c.cols, c.n);
+            let got = run(scalar_kernel(layout, width), &p, &acts);
+            let act_ty = quant::vec_dot_type(c.ty).unwrap();
+            let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
+            let ars = act_ty.row_size(c.cols as u64).unwrap() as usize;
+            for t in 0..c.n {
+                let x = &c.x[t * c.cols..(t + 1) * c.cols];
+                let mut a = vec![0u8; ars];
+                quant::quantize(act_ty, x, &mut a).unwrap();
+                for r in 0..c.rows {
+                    let w = &c.w[r * rs..(r + 1) * rs];
+                    let want = quant::vec_dot_reference(c.ty, c.cols, w, &a).unwrap();
+                    let tol = 2e-6 * magnitude(c.ty, w, x) + 1e-30;
+                    assert!(
+                        (got[t][r] - want).abs() <= tol,
+                        "{} {}x{} t{t} r{r}: {} vs {want} (tol {tol})",
+                        c.ty,
+                        c.rows,
+                        c.cols,
+                        got[t][r]
+                    );
+                }
             }
         }
     }
@@ -161,16 +164,18 @@ fn scalar_kernels_match_vec_dot() {
 #[test]
 fn simd_kernels_match_scalar() {
     let builds = matrix_builds();
+    assert!(!builds.is_empty());
 
     for c in cases() {
         let layout = Layout::for_type(c.ty).unwrap();
-        let p = Interleaved::pack(c.ty, c.rows, c.cols, &c.w).unwrap();
         let acts = acts_of(layout.act_kind(), &c.x, c.cols, c.n);
-        let want = run(scalar_kernel(layout), &p, &acts);
         let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
         let i = TYPES.iter().position(|&t| t == c.ty).unwrap();
-        for (name, kernels, _) in &builds {
-            let got = run(kernels[i], &p, &acts);
+        for b in &builds {
+            let name = b.name;
+            let p = Interleaved::pack(c.ty, c.rows, c.cols, b.width, &c.w).unwrap();
+            let want = run(scalar_kernel(layout, b.width), &p, &acts);
+            let got = run(b.group[i], &p, &acts);
             for t in 0..c.n {
                 let x = &c.x[t * c.cols..(t + 1) * c.cols];
                 for r in 0..c.rows {
@@ -207,9 +212,10 @@ fn f16_row_kernels_match_scalar() {
         let xr: Vec<&[f32]> = x.iter().map(|v| v.as_slice()).collect();
         let mut want = [[0f32; 4]; MAX_TOKENS];
         f16_rows_scalar(&wr, &xr, cols, &mut want);
-        for (name, _, f16) in matrix_builds() {
+        for b in matrix_builds() {
+            let name = b.name;
             let mut got = [[f32::NAN; 4]; MAX_TOKENS];
-            f16(&wr, &xr, cols, &mut got);
+            (b.f16_rows)(&wr, &xr, cols, &mut got);
             for t in 0..n {
                 for r in 0..rows {
                     let mag = magnitude(GgmlType::F16, &w[r], &x[t]);
@@ -227,6 +233,6 @@ fn f16_row_kernels_match_scalar() {
 
 #[test]
 fn packing_rejects_other_types_and_partial_blocks() {
-    assert!(Interleaved::pack(GgmlType::Q5_0, 8, 32, &[0; 8 * 22]).is_none());
-    assert!(Interleaved::pack(GgmlType::Q4_K, 8, 32, &[]).is_none());
+    assert!(Interleaved::pack(GgmlType::Q5_0, 8, 32, 8, &[0; 8 * 22]).is_none());
+    assert!(Interleaved::pack(GgmlType::Q4_K, 8, 32, 16, &[]).is_none());
 }

@@ -7,9 +7,8 @@
 //! for all eight rows. One call handles up to four activation rows, reusing each unpacked weight
 //! register for all of them (prompt processing).
 //!
-//! Three builds of the same code: plain AVX2 (`maddubs` + `madd`), AVX-VNNI (`vpdpbusd`, VEX) and
-//! AVX-512 VNNI on 256-bit registers (EVEX: `vpdpbusd` and 32 vector registers). [`install`] picks
-//! the best the CPU has.
+//! Two builds of the same code: plain AVX2 (`maddubs` + `madd`) and AVX-VNNI (`vpdpbusd`, VEX).
+//! [`install`] picks the best the CPU has, preferring the 512-bit kernels of `avx512_x16.rs`.
 //!
 //! Unsigned × signed byte products: 4-bit weight codes (0..=15) are unsigned as stored, and the
 //! block's `8 Σa` (Q4_0) is subtracted afterwards; Q8_0 weights are made unsigned by flipping their
@@ -23,41 +22,75 @@ use super::Kernels;
 use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
-/// has checked AVX2, FMA and F16C).
+/// has checked AVX2, FMA and F16C): 16-row groups on 512-bit registers with AVX-512F/BW/VL
+/// (`vpdpbusd` with AVX-512 VNNI), else 8-row groups with AVX-VNNI or plain AVX2.
 pub(super) fn install(k: &mut Kernels) {
+    use super::avx512_x16 as x16;
     let avx512 = is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512vl")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vnni");
-    if avx512 {
-        k.q4_0x8 = evex::q4_0x8;
-        k.q8_0x8 = evex::q8_0x8;
-        k.q4_kx8 = evex::q4_kx8;
-        k.matrix_name = "avx512vnni-256";
+        && is_x86_feature_detected!("avx512bw");
+    if avx512 && is_x86_feature_detected!("avx512vnni") {
+        (k.q4_0x8, k.q8_0x8, k.q4_kx8) =
+            (x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16);
+        (k.group_width, k.matrix_name) = (16, "avx512vnni");
+    } else if avx512 {
+        (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (
+            x16::plain::q4_0x16,
+            x16::plain::q8_0x16,
+            x16::plain::q4_kx16,
+        );
+        (k.group_width, k.matrix_name) = (16, "avx512bw");
     } else if is_x86_feature_detected!("avxvnni") {
-        k.q4_0x8 = vnni::q4_0x8;
-        k.q8_0x8 = vnni::q8_0x8;
-        k.q4_kx8 = vnni::q4_kx8;
-        k.matrix_name = "avxvnni";
+        (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8);
+        (k.group_width, k.matrix_name) = (8, "avxvnni");
     } else {
-        k.q4_0x8 = plain::q4_0x8;
-        k.q8_0x8 = plain::q8_0x8;
-        k.q4_kx8 = plain::q4_kx8;
-        k.matrix_name = "avx2";
+        (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (plain::q4_0x8, plain::q8_0x8, plain::q4_kx8);
+        (k.group_width, k.matrix_name) = (8, "avx2");
     }
-    k.f16_rows = f16_rows;
+    k.f16_rows = if avx512 { x16::f16_rows } else { f16_rows };
 }
 
-/// The kernels of every build this CPU can run, for tests: (name, Q4_0x8, Q8_0x8, Q4_Kx8).
+/// Every build this CPU can run, for tests.
 #[cfg(test)]
-pub(super) fn all_builds() -> Vec<(&'static str, [crate::quant::interleaved::GroupKernel; 3])> {
-    let mut v: Vec<(&'static str, [crate::quant::interleaved::GroupKernel; 3])> =
-        vec![("avx2", [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8])];
+pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
+    use super::avx512_x16 as x16;
+    use super::MatrixBuild;
+    let mut v = vec![MatrixBuild {
+        name: "avx2",
+        width: 8,
+        group: [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8],
+        f16_rows,
+    }];
     if is_x86_feature_detected!("avxvnni") {
-        v.push(("avxvnni", [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8]));
+        v.push(MatrixBuild {
+            name: "avxvnni",
+            width: 8,
+            group: [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8],
+            f16_rows,
+        });
     }
-    if is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni") {
-        v.push(("avx512vnni-256", [evex::q4_0x8, evex::q8_0x8, evex::q4_kx8]));
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw");
+    if avx512 && is_x86_feature_detected!("avx512vnni") {
+        v.push(MatrixBuild {
+            name: "avx512vnni",
+            width: 16,
+            group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
+            f16_rows: x16::f16_rows,
+        });
+    }
+    if avx512 {
+        v.push(MatrixBuild {
+            name: "avx512bw",
+            width: 16,
+            group: [
+                x16::plain::q4_0x16,
+                x16::plain::q8_0x16,
+                x16::plain::q4_kx16,
+            ],
+            f16_rows: x16::f16_rows,
+        });
     }
     v
 }
@@ -298,15 +331,6 @@ mod vnni {
         _mm256_dpbusd_avx_epi32(acc, w, a)
     }
     x8_build!("avx2,fma,f16c,avxvnni", dp);
-}
-
-mod evex {
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
-    unsafe fn dp(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(acc, w, a)
-    }
-    x8_build!("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni", dp);
 }
 
 // ---------------------------------------------------------------- float rows

@@ -20,6 +20,8 @@ pub mod scalar;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_x8;
+#[cfg(target_arch = "x86_64")]
+mod avx512_x16;
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -49,6 +51,8 @@ pub(crate) struct Kernels {
     pub quantize_q8_k: fn(&[f32], &mut [BlockQ8K]),
     /// The matrix kernels' build (`"scalar"`, `"avx2"`, `"avxvnni"`, `"avx512vnni-256"`, `"neon"`).
     pub matrix_name: &'static str,
+    /// Rows per interleaved group the kernels below expect (8 or 16).
+    pub group_width: usize,
     pub q4_0x8: GroupKernel,
     pub q8_0x8: GroupKernel,
     pub q4_kx8: GroupKernel,
@@ -75,9 +79,10 @@ impl Kernels {
         quantize_q8_1: <BlockQ8_1 as BlockFormat>::from_float,
         quantize_q8_k: <BlockQ8K as BlockFormat>::from_float,
         matrix_name: "scalar",
-        q4_0x8: il::q4_0x8_scalar,
-        q8_0x8: il::q8_0x8_scalar,
-        q4_kx8: il::q4_kx8_scalar,
+        group_width: 8,
+        q4_0x8: il::q4_0_scalar::<8>,
+        q8_0x8: il::q8_0_scalar::<8>,
+        q4_kx8: il::q4_k_scalar::<8>,
         f16_rows: il::f16_rows_scalar,
     };
 
@@ -116,23 +121,38 @@ pub(crate) fn get() -> &'static Kernels {
 #[cfg(test)]
 mod tests;
 
-/// Every build of the interleaved kernels this CPU can run (scalar first), for tests:
-/// (name, [Q4_0x8, Q8_0x8, Q4_Kx8], f16 rows).
+/// One build of the matrix kernels, for tests.
 #[cfg(test)]
-pub(crate) fn matrix_builds() -> Vec<(&'static str, [GroupKernel; 3], RowsKernel)> {
+pub(crate) struct MatrixBuild {
+    pub name: &'static str,
+    pub width: usize,
+    /// Q4_0, Q8_0, Q4_K.
+    pub group: [GroupKernel; 3],
+    pub f16_rows: RowsKernel,
+}
+
+/// Every build of the matrix kernels this CPU can run (the scalar ones first), for tests.
+#[cfg(test)]
+pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
     let s = Kernels::SCALAR;
     #[allow(unused_mut)]
-    let mut v = vec![("scalar", [s.q4_0x8, s.q8_0x8, s.q4_kx8], s.f16_rows)];
-    let best = Kernels::detect();
+    let mut v = vec![MatrixBuild {
+        name: "scalar",
+        width: 8,
+        group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
+        f16_rows: s.f16_rows,
+    }];
     #[cfg(target_arch = "x86_64")]
-    for (name, k) in avx2_x8::all_builds() {
-        v.push((name, k, best.f16_rows));
-    }
+    v.extend(avx2_x8::all_builds());
     #[cfg(target_arch = "aarch64")]
-    v.push((
-        "neon",
-        [best.q4_0x8, best.q8_0x8, best.q4_kx8],
-        best.f16_rows,
-    ));
+    {
+        let best = Kernels::detect();
+        v.push(MatrixBuild {
+            name: "neon",
+            width: best.group_width,
+            group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
+            f16_rows: best.f16_rows,
+        });
+    }
     v
 }

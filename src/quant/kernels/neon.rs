@@ -144,7 +144,7 @@ unsafe fn dot_f32_imp(w: &[u8], a: &[u8]) -> f32 {
 /// correct even with flush-to-zero enabled), inf/NaN with the f32 all-ones exponent (NaNs quieted).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+pub(super) unsafe fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
     let w = vmovl_u16(h);
     let sign = vshlq_n_u32::<16>(vandq_u32(w, vdupq_n_u32(0x8000)));
     let em = vshlq_n_u32::<13>(vandq_u32(w, vdupq_n_u32(0x7fff)));

@@ -1,0 +1,319 @@
+//! AVX-512 kernels of the interleaved layouts with 16-row groups, and the f16 row kernels.
+//!
+//! The same scheme as `avx2_x8.rs` on 512-bit registers: lane `r` of a register is row `r` of the
+//! group, four weight bytes per lane against four broadcast activation bytes. Two builds:
+//! AVX-512 VNNI (`vpdpbusd`) and AVX-512BW without VNNI (`vpmaddubsw` + `vpmaddwd`); [`install`]
+//! in `avx2_x8.rs` picks one when the CPU has AVX-512F/BW/VL.
+
+use std::arch::x86_64::*;
+
+use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
+
+/// Broadcast of the four activation bytes at `p` to every lane.
+macro_rules! bcast4 {
+    ($p:expr) => {
+        _mm512_set1_epi32(std::ptr::read_unaligned($p as *const i32))
+    };
+}
+
+/// Σ over `j < 8` of the 4-byte dot products of unsigned `w[j]` with `a[4 j .. 4 j + 4]`, per
+/// lane, as i32 (the plain build needs `w[j]` ≤ 15: eight `maddubs` pairs sum to ≤ 30480).
+macro_rules! sum8_u {
+    (plain, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let mut p = _mm512_setzero_si512();
+        for j in 0..8 {
+            p = _mm512_add_epi16(p, _mm512_maddubs_epi16(w[j], bcast4!(a.add(4 * j))));
+        }
+        _mm512_madd_epi16(p, _mm512_set1_epi16(1))
+    }};
+    (vnni, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let mut s0 = _mm512_setzero_si512();
+        let mut s1 = _mm512_setzero_si512();
+        for j in (0..8).step_by(2) {
+            s0 = _mm512_dpbusd_epi32(s0, w[j], bcast4!(a.add(4 * j)));
+            s1 = _mm512_dpbusd_epi32(s1, w[j + 1], bcast4!(a.add(4 * j + 4)));
+        }
+        _mm512_add_epi32(s0, s1)
+    }};
+}
+
+/// The same for signed `w[j]` (Q8_0): the VNNI build gets `w + 128` and subtracts `128 Σa`
+/// itself; the plain build uses `maddubs`'s sign trick.
+macro_rules! sum8_s {
+    (plain, $w:expr, $a:expr) => {{
+        let (w, a) = (&$w, $a);
+        let mut s = _mm512_setzero_si512();
+        let ones = _mm512_set1_epi16(1);
+        for j in 0..8 {
+            let y = bcast4!(a.add(4 * j));
+            // |w| · sign(w)·y, with sign applied through masks (AVX-512 has no vpsignb).
+            let neg = _mm512_movepi8_mask(w[j]);
+            let aw = _mm512_abs_epi8(w[j]);
+            let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+            let p = _mm512_maddubs_epi16(aw, sy);
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(p, ones));
+        }
+        s
+    }};
+    (vnni, $w:expr, $a:expr) => {
+        sum8_u!(vnni, $w, $a)
+    };
+}
+
+macro_rules! x16_build {
+    ($feat:literal, $mode:ident) => {
+        use super::*;
+
+        const VNNI: bool = matches!(stringify!($mode).as_bytes(), b"vnni");
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0_imp<const NT: usize>(
+            group: &[u8],
+            nb: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= nb * 288 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let d = qs.add(nb * 256);
+            let m4 = _mm512_set1_epi8(15);
+            let mut acc = [_mm512_setzero_ps(); NT];
+            for b in 0..nb {
+                let p = qs.add(b * 256);
+                let mut w = [_mm512_setzero_si512(); 8];
+                for j in 0..4 {
+                    let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
+                    w[j] = _mm512_and_si512(v, m4);
+                    w[j + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4);
+                }
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b) as *const __m256i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let s = sum8_u!($mode, w, a.qs.as_ptr().add(32 * b));
+                    let corr = _mm512_slli_epi32::<3>(_mm512_set1_epi32(*a.sum.get_unchecked(b)));
+                    let s = _mm512_sub_epi32(s, corr);
+                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(b)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q8_0_imp<const NT: usize>(
+            group: &[u8],
+            nb: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= nb * 544 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let d = qs.add(nb * 512);
+            let flip = _mm512_set1_epi8(-128);
+            let mut acc = [_mm512_setzero_ps(); NT];
+            for b in 0..nb {
+                let p = qs.add(b * 512);
+                let mut w = [_mm512_setzero_si512(); 8];
+                for j in 0..8 {
+                    let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
+                    w[j] = if VNNI { _mm512_xor_si512(v, flip) } else { v };
+                }
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b) as *const __m256i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let mut s = sum8_s!($mode, w, a.qs.as_ptr().add(32 * b));
+                    if VNNI {
+                        let corr =
+                            _mm512_slli_epi32::<7>(_mm512_set1_epi32(*a.sum.get_unchecked(b)));
+                        s = _mm512_sub_epi32(s, corr);
+                    }
+                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(b)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_k_imp<const NT: usize>(
+            group: &[u8],
+            ns: usize,
+            acts: &[ActRow<'_>],
+            out: &mut Tile,
+        ) {
+            debug_assert!(group.len() >= ns * 148 * 16 && acts.len() == NT);
+            let qs = group.as_ptr();
+            let sc = qs.add(ns * 2048);
+            let mn = sc.add(ns * 128);
+            let d = mn.add(ns * 128);
+            let dmin = d.add(ns * 32);
+            let m4 = _mm512_set1_epi8(15);
+            let mut acc = [_mm512_setzero_ps(); NT];
+            for s in 0..ns {
+                let mut isum = [_mm512_setzero_si512(); NT];
+                for c in 0..4 {
+                    let p = qs.add(s * 2048 + 512 * c);
+                    let mut v = [_mm512_setzero_si512(); 8];
+                    for j in 0..8 {
+                        v[j] = _mm512_loadu_si512(p.add(64 * j) as *const _);
+                    }
+                    for half in 0..2 {
+                        let sub = 2 * c + half;
+                        let mut w = [_mm512_setzero_si512(); 8];
+                        for j in 0..8 {
+                            w[j] = if half == 0 {
+                                _mm512_and_si512(v[j], m4)
+                            } else {
+                                _mm512_and_si512(_mm512_srli_epi16::<4>(v[j]), m4)
+                            };
+                        }
+                        let scv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                            sc.add(s * 128 + 16 * sub) as *const __m128i
+                        ));
+                        for t in 0..NT {
+                            let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub);
+                            let x = sum8_u!($mode, w, a);
+                            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(x, scv));
+                        }
+                    }
+                }
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * s) as *const __m256i));
+                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.add(32 * s) as *const __m256i));
+                for t in 0..NT {
+                    let a = &acts[t];
+                    let mut msum = _mm512_setzero_si512();
+                    for sub in 0..8 {
+                        let mv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                            mn.add(s * 128 + 16 * sub) as *const __m128i
+                        ));
+                        let bs = _mm512_set1_epi32(*a.sum.get_unchecked(s * 8 + sub));
+                        msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(mv, bs));
+                    }
+                    let da = _mm512_set1_ps(*a.d.get_unchecked(s));
+                    acc[t] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, da), acc[t]);
+                    acc[t] =
+                        _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(mw, da), acc[t]);
+                }
+            }
+            for t in 0..NT {
+                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            }
+        }
+
+        macro_rules! by_tokens {
+            ($name:ident, $imp:ident) => {
+                pub(crate) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+                    // SAFETY: installed only after the build's features were detected; the
+                    // group and activation lengths are the caller's (`debug_assert` inside).
+                    unsafe {
+                        match acts.len() {
+                            0 => {}
+                            1 => $imp::<1>(group, nb, acts, out),
+                            2 => $imp::<2>(group, nb, acts, out),
+                            3 => $imp::<3>(group, nb, acts, out),
+                            _ => $imp::<MAX_TOKENS>(group, nb, &acts[..MAX_TOKENS], out),
+                        }
+                    }
+                }
+            };
+        }
+        by_tokens!(q4_0x16, q4_0_imp);
+        by_tokens!(q8_0x16, q8_0_imp);
+        by_tokens!(q4_kx16, q4_k_imp);
+    };
+}
+
+pub(crate) mod plain {
+    x16_build!("avx2,fma,f16c,avx512f,avx512bw,avx512vl", plain);
+}
+
+pub(crate) mod vnni {
+    x16_build!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", vnni);
+}
+
+// ---------------------------------------------------------------- float rows
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+unsafe fn hsum512(v: __m512) -> f32 {
+    _mm512_reduce_add_ps(v)
+}
+
+/// `R` f16 rows against `T` f32 rows of `n` values (a multiple of 8).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn f16_tile<const R: usize, const T: usize>(
+    w: [*const u8; R],
+    x: [*const f32; T],
+    n: usize,
+) -> [[f32; R]; T] {
+    let mut acc = [[_mm512_setzero_ps(); R]; T];
+    let mut k = 0;
+    while k + 16 <= n {
+        let wv: [__m512; R] = std::array::from_fn(|r| {
+            _mm512_cvtph_ps(_mm256_loadu_si256(w[r].add(2 * k) as *const __m256i))
+        });
+        for t in 0..T {
+            let xv = _mm512_loadu_ps(x[t].add(k));
+            for r in 0..R {
+                acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+            }
+        }
+        k += 16;
+    }
+    if k < n {
+        // eight values left: masked loads of the low halves
+        let wv: [__m512; R] = std::array::from_fn(|r| {
+            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                0xff,
+                w[r].add(2 * k) as *const i16,
+            ))
+        });
+        for t in 0..T {
+            let xv = _mm512_maskz_loadu_ps(0xff, x[t].add(k));
+            for r in 0..R {
+                acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+            }
+        }
+    }
+    let mut out = [[0f32; R]; T];
+    for t in 0..T {
+        for r in 0..R {
+            out[t][r] = hsum512(acc[t][r]);
+        }
+    }
+    out
+}
+
+/// `out[t][r]` = f16 row `w[r]` · f32 row `x[t]` (see `interleaved::RowsKernel`).
+pub(crate) fn f16_rows(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]) {
+    assert!(n.is_multiple_of(8) && !w.is_empty() && w.len() <= 4 && x.len() <= MAX_TOKENS);
+    assert!(w.iter().all(|r| r.len() >= 2 * n) && x.iter().all(|r| r.len() >= n));
+    let wp: [*const u8; 4] = std::array::from_fn(|r| w[r.min(w.len() - 1)].as_ptr());
+    // SAFETY: installed only when AVX-512F/BW/VL (and AVX2, FMA, F16C) were detected; lengths
+    // checked above (missing rows repeat the last one, whose results are ignored).
+    unsafe {
+        match x.len() {
+            0 => {}
+            1 => out[0] = f16_tile::<4, 1>(wp, [x[0].as_ptr()], n)[0],
+            2 => {
+                let o = f16_tile::<4, 2>(wp, [x[0].as_ptr(), x[1].as_ptr()], n);
+                out[..2].copy_from_slice(&o);
+            }
+            3 => {
+                let o = f16_tile::<4, 3>(wp, [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr()], n);
+                out[..3].copy_from_slice(&o);
+            }
+            _ => {
+                let xp = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
+                *out = f16_tile::<4, 4>(wp, xp, n);
+            }
+        }
+    }
+}
