@@ -298,10 +298,15 @@ impl Weights {
         v
     }
 
-    /// Makes the product plan of every matrix now (repacking in parallel) rather than on first use.
+    /// Makes the product plan of every matrix now (repacking in parallel) rather than on first use,
+    /// after mapping the pages of its bytes in one go (no page faults while packing, or in the
+    /// first products for matrices used as stored).
     pub fn prepare(&self) {
         use rayon::prelude::*;
         self.product_matrices().par_iter().for_each(|m| {
+            if let Bytes::File { file, offset, len } = &m.bytes {
+                file.prefault(*offset, *len);
+            }
             m.plan();
         });
     }
