@@ -6,7 +6,7 @@
 //! result.
 
 use super::matmul::{linear, linear_multi, MatScratch};
-use super::ops::{self, RopeStyle};
+use super::ops::{self, Activation, RopeStyle};
 use super::spec::{NormKind, Position, Residual, Spec};
 use super::weights::{Layer, Norm, Qkv, Weights};
 use crate::error::Result;
@@ -178,12 +178,14 @@ fn activate(pool: &Pool, spec: &Spec, up: &mut [f32], gate: Option<&[f32]>) {
     let n = up.len();
     let tasks = n.div_ceil(CHUNK);
     let act = spec.activation;
+    let silu_mul = crate::quant::kernels::get().silu_mul;
     let us = SharedMut::new(up);
     let work = |task: usize, _: usize| {
         let (s, e) = (task * CHUNK, ((task + 1) * CHUNK).min(n));
         // SAFETY: elements s..e belong to this task only.
         let u = unsafe { us.range(s, e - s) };
         match gate {
+            Some(g) if act == Activation::Silu => (silu_mul)(u, &g[s..e]),
             Some(g) => u
                 .iter_mut()
                 .zip(&g[s..e])

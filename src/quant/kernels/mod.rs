@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use crate::quant::blocks::*;
 use crate::quant::interleaved::{self as il, GroupKernel, RowsKernel};
 
+pub mod act;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -57,6 +58,8 @@ pub(crate) struct Kernels {
     pub q8_0x8: GroupKernel,
     pub q4_kx8: GroupKernel,
     pub f16_rows: RowsKernel,
+    /// `up[i] *= silu(gate[i])` (see [`act`]).
+    pub silu_mul: act::SiluMul,
 }
 
 impl Kernels {
@@ -84,6 +87,7 @@ impl Kernels {
         q8_0x8: il::q8_0_scalar::<8>,
         q4_kx8: il::q4_k_scalar::<8>,
         f16_rows: il::f16_rows_scalar,
+        silu_mul: act::silu_mul_scalar,
     };
 
     /// The best kernel set this CPU supports (ignoring `FERROLLM_KERNELS`).
@@ -92,6 +96,11 @@ impl Kernels {
         {
             if let Some(mut k) = avx2::kernels() {
                 avx2_x8::install(&mut k);
+                k.silu_mul = if is_x86_feature_detected!("avx512f") {
+                    act::x86::silu_mul_avx512
+                } else {
+                    act::x86::silu_mul_avx2
+                };
                 return k;
             }
         }
@@ -99,6 +108,7 @@ impl Kernels {
         {
             let mut k = neon::kernels();
             neon_x8::install(&mut k);
+            k.silu_mul = act::arm::silu_mul_neon;
             return k;
         }
         #[allow(unreachable_code)]
