@@ -149,7 +149,7 @@ impl ZipArchive {
                 ));
             }
             let rec = to_pos(rec, loc, "zip64 end-of-central-directory offset")?;
-            if rec.checked_add(ZIP64_EOCD_LEN).map_or(true, |e| e > loc)
+            if rec.checked_add(ZIP64_EOCD_LEN).is_none_or(|e| e > loc)
                 || u32_at(data, rec) != Some(ZIP64_EOCD_SIG)
             {
                 return Err(fmt_err(format!(
