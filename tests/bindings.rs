@@ -717,3 +717,177 @@ fn csharp_example_flow() {
     );
     assert_flow_output(&stdout, &expected, "C# example");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The README's snippets
+//
+// Each snippet of the README in C, C++, Go and C# is compiled and run as a user would run it: from
+// a folder holding `models/demo` (a link to the repository's demo model), writing `out/`. It must
+// print the text the Rust API generates for the same flow (the README's Rust snippet: demo model
+// converted to F16, quantized to Q4_0, "The old man", 32 tokens, default sampling), and leave the
+// two files the flow names.
+
+const README_PROMPT: &str = "The old man";
+const README_TOKENS: usize = 32;
+
+/// The body of the README's first ```` ```lang ```` block.
+fn readme_snippet(lang: &str) -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let start = readme
+        .find(&fence)
+        .unwrap_or_else(|| panic!("no ```{lang} block in the README"))
+        + fence.len();
+    let body = &readme[start..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+/// A folder laid out as the README assumes (`models/demo`), and the text the Rust API generates
+/// there for the README's flow.
+struct ReadmeDir {
+    dir: tempfile::TempDir,
+    expected: String,
+}
+
+fn readme_dir() -> ReadmeDir {
+    static EXPECTED: OnceLock<String> = OnceLock::new();
+    let expected = EXPECTED
+        .get_or_init(|| {
+            let tmp = tempfile::tempdir().unwrap();
+            let f16 = Converter::open(&repo().join("models/demo"))
+                .unwrap()
+                .convert(tmp.path(), &ConvertParams::default(), &mut |_| true)
+                .unwrap();
+            let q4 = ferrollm::quantizer::quantize(
+                &f16,
+                None,
+                GgmlType::Q4_0,
+                Container::Gguf,
+                &mut |_| true,
+            )
+            .unwrap()
+            .path;
+            let model = Arc::new(Model::load(&q4, &LoadParams::default()).unwrap());
+            let mut session = Session::new(model, SessionParams::default()).unwrap();
+            let params = GenerateParams {
+                max_new_tokens: Some(README_TOKENS),
+                ..Default::default()
+            };
+            let text = generate::generate(&mut session, README_PROMPT, &params, &mut |_| true)
+                .unwrap()
+                .text;
+            assert!(!text.is_empty());
+            text
+        })
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    std::os::unix::fs::symlink(repo().join("models/demo"), dir.path().join("models/demo")).unwrap();
+    ReadmeDir { dir, expected }
+}
+
+impl ReadmeDir {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs a built snippet in the folder and checks what it printed and wrote. `stop_line`: the
+    /// snippet ends with a line naming the stop reason (all but the C one).
+    fn check(&self, cmd: &mut Command, what: &str, stop_line: bool) {
+        cmd.current_dir(self.path()).env("LANG", "C.UTF-8");
+        let stdout = run(cmd, what);
+        assert!(
+            stdout.starts_with(&self.expected),
+            "{what} must print the Rust API's text {:?}, printed:\n{stdout}",
+            self.expected
+        );
+        if stop_line {
+            let rest = &stdout[self.expected.len()..];
+            assert!(
+                rest.starts_with("\n[") && rest.trim_end().ends_with(']'),
+                "{what}: no stop reason after the text: {rest:?}"
+            );
+        }
+        for name in ["ferrollm-demo-f16.gguf", "ferrollm-demo-q4_0.gguf"] {
+            assert!(
+                self.path().join("out").join(name).is_file(),
+                "{what} did not write out/{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn readme_c_snippet() {
+    if !have_gcc() {
+        return;
+    }
+    let d = readme_dir();
+    let src = d.path().join("flow.c");
+    std::fs::write(&src, readme_snippet("c")).unwrap();
+    let exe = d.path().join("flow");
+    run(&mut compile("gcc", "c11", &[src], &exe), "gcc README.c");
+    d.check(&mut Command::new(&exe), "the README's C snippet", false);
+}
+
+#[test]
+fn readme_cpp_snippet() {
+    if !have_gxx() {
+        return;
+    }
+    let d = readme_dir();
+    let src = d.path().join("flow.cpp");
+    std::fs::write(&src, readme_snippet("cpp")).unwrap();
+    let exe = d.path().join("flow");
+    run(&mut compile("g++", "c++17", &[src], &exe), "g++ README.cpp");
+    d.check(&mut Command::new(&exe), "the README's C++ snippet", true);
+}
+
+#[test]
+fn readme_go_snippet() {
+    if !have_go() {
+        return;
+    }
+    let d = readme_dir();
+    let module = d.path().join("snippet");
+    std::fs::create_dir(&module).unwrap();
+    std::fs::write(module.join("main.go"), readme_snippet("go")).unwrap();
+    std::fs::write(
+        module.join("go.mod"),
+        format!(
+            "module readme\n\ngo 1.19\n\nrequire github.com/ferrollm/ferrollm/bindings/go v0.0.0\n\n\
+             replace github.com/ferrollm/ferrollm/bindings/go => {}\n",
+            repo().join("bindings/go").display()
+        ),
+    )
+    .unwrap();
+    let exe = d.path().join("flow");
+    let mut build = go(module.to_str().unwrap(), &["build", "-o"]);
+    build.arg(&exe).arg(".");
+    run(&mut build, "go build README.go");
+    let unformatted = run(Command::new("gofmt").arg("-l").arg(&module), "gofmt");
+    assert!(
+        unformatted.trim().is_empty(),
+        "the README's Go snippet is not gofmt-formatted"
+    );
+    d.check(&mut Command::new(&exe), "the README's Go snippet", true);
+}
+
+#[test]
+fn readme_csharp_snippet() {
+    if !have_mono() {
+        return;
+    }
+    let d = readme_dir();
+    let dll = d.path().join("Ferrollm.dll");
+    mcs(
+        &["-target:library"],
+        &csharp_sources("bindings/csharp/src"),
+        &dll,
+    );
+    let src = d.path().join("Program.cs");
+    std::fs::write(&src, readme_snippet("csharp")).unwrap();
+    let exe = d.path().join("Program.exe");
+    mcs(&[&format!("-r:{}", dll.display())], &[src], &exe);
+    d.check(&mut mono(&exe), "the README's C# snippet", true);
+}

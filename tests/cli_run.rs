@@ -260,3 +260,71 @@ fn perplexity_of_the_demo_model_matches_transformers() {
         "perplexity {g} vs transformers {w}"
     );
 }
+
+/// Every command explains itself with examples, and every command that reports something can
+/// report it as JSON.
+#[test]
+fn every_command_has_help_with_examples_and_json() {
+    let reporting = [
+        "convert",
+        "quantize",
+        "generate",
+        "info",
+        "tokenize",
+        "embed",
+        "logits",
+        "bench",
+        "perplexity",
+        "types",
+    ];
+    for cmd in reporting.iter().chain(&["quickstart"]) {
+        let (ok, help, err) = ferrollm(&[cmd, "--help"]);
+        assert!(ok, "{cmd} --help: {err}");
+        assert!(
+            help.contains("Example:\n  ") || help.contains("Examples:\n  "),
+            "{cmd} --help has no examples:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("ferrollm {cmd}")) || *cmd == "quickstart",
+            "{cmd} --help: the examples do not run {cmd}:\n{help}"
+        );
+        assert!(help.contains("-v, --verbose"), "{cmd} --help: no -v");
+        if reporting.contains(cmd) {
+            assert!(help.contains("--json"), "{cmd} has no --json:\n{help}");
+        }
+    }
+}
+
+/// `types --json` lists ggml's types with their block layout (facts from ggml.c's type_traits:
+/// Q4_0 is 32 weights in 18 bytes, Q4_K 256 in 144, F16 one in 2).
+#[test]
+fn types_json_lists_ggml_block_layouts() {
+    let (ok, out, err) = ferrollm(&["types", "--json"]);
+    assert!(ok, "{err}");
+    let types = json(&out);
+    let find = |name: &str| {
+        types
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {out}"))
+            .clone()
+    };
+    for (name, id, block, bytes) in [
+        ("f16", 1, 1, 2),
+        ("q4_0", 2, 32, 18),
+        ("q8_0", 8, 32, 34),
+        ("q4_k", 12, 256, 144),
+    ] {
+        let t = find(name);
+        assert_eq!(t["id"], id, "{name}");
+        assert_eq!(t["block_size"], block, "{name}");
+        assert_eq!(t["type_size"], bytes, "{name}");
+        let bpw = t["bits_per_weight"].as_f64().unwrap();
+        assert!(
+            (bpw - 8.0 * bytes as f64 / block as f64).abs() < 1e-9,
+            "{name}"
+        );
+    }
+}

@@ -35,8 +35,17 @@ enum Command {
     /// The whole flow on the bundled demo model: convert, quantize, load, generate.
     Quickstart(quickstart::QuickstartArgs),
     /// List the ggml tensor types ferrollm knows, with block sizes and bits per weight.
-    Types,
+    #[command(after_help = "Example:
+  ferrollm types --json")]
+    Types {
+        /// Print one JSON array of {id, name, block_size, type_size, bits_per_weight}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a model file's container, architecture, metadata, vocabulary size and tensors.
+    #[command(after_help = "Examples:
+  ferrollm info model.gguf
+  ferrollm info gpt2-q4_0-ggjt.bin --json")]
     Info {
         /// The model file (GGUF, GGJT, GGMF or GGML).
         file: PathBuf,
@@ -56,7 +65,23 @@ fn main() -> ExitCode {
     jobs::init_logging(cli.verbose);
     let result: ferrollm::Result<()> = match cli.command {
         Command::Quickstart(a) => quickstart::run(a),
-        Command::Types => {
+        Command::Types { json: true } => {
+            let types: Vec<_> = ferrollm::format::GgmlType::ALL
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": *t as u32,
+                        "name": t.name(),
+                        "block_size": t.block_size(),
+                        "type_size": t.type_size(),
+                        "bits_per_weight": t.bits_per_weight(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::from(types));
+            Ok(())
+        }
+        Command::Types { json: false } => {
             for t in ferrollm::format::GgmlType::ALL {
                 println!(
                     "{:>3} {:<8} block {:>3}  {:>3} bytes  {:.4} bits/weight",

@@ -17,10 +17,12 @@ use std::path::PathBuf;
 ///
 /// With a quantized --type the tensors are quantized as they stream through: the same bytes as
 /// converting to f16 and then running `ferrollm quantize`, without the f16 file.
-///
-/// Examples: ferrollm convert models/tiny-llama out/
-///           ferrollm convert models/tiny-llama out/ --type q4_0
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrollm convert models/demo out/                     # out/ferrollm-demo-f16.gguf
+  ferrollm convert models/demo out/ --type q4_0         # straight to Q4_0
+  ferrollm convert models/demo out/ --container ggjt    # out/ferrollm-demo-f16.bin, as llm-rs writes it
+  ferrollm convert models/demo model.gguf --json")]
 pub struct ConvertArgs {
     /// The model folder.
     pub hf_dir: PathBuf,

@@ -12,9 +12,12 @@ use std::path::PathBuf;
 /// DST may be a file, a folder or omitted (the source's folder); in a folder the name is the
 /// source's stem without -f16, plus -<type>, plus -ggjt for GGJT. An existing target is kept
 /// (with a warning). The last line of standard output is the path written.
-///
-/// Example: ferrollm quantize gpt2-f16.gguf --type q4_0
 #[derive(Args)]
+#[command(after_help = "Examples:
+  ferrollm quantize gpt2-f16.gguf --type q4_0                    # gpt2-q4_0.gguf
+  ferrollm quantize gpt2-f16.gguf out/ --type q4_k               # out/gpt2-q4_k.gguf
+  ferrollm quantize gpt2-f16.bin --type q4_0 --container ggjt    # gpt2-q4_0-ggjt.bin
+  ferrollm quantize gpt2-f16.gguf small.gguf --type q8_0 --json")]
 pub struct QuantizeArgs {
     /// The F32/F16/BF16 model file to quantize.
     pub source: PathBuf,

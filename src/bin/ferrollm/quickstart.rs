@@ -15,9 +15,10 @@ use std::time::Instant;
 
 /// Convert the bundled demo model to GGUF F16, quantize it to Q4_0, load it and stream a
 /// continuation of a prompt, printing each step.
-///
-/// Example: cargo run --release -- quickstart
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cargo run --release -- quickstart
+  ferrollm quickstart --prompt \"It was a truth\"")]
 pub struct QuickstartArgs {
     /// The Hugging Face model folder to use (default: the bundled models/demo).
     #[arg(long)]

@@ -77,8 +77,10 @@ impl ModelArgs {
 #[derive(Subcommand)]
 pub enum RunCommand {
     /// Generate a continuation of a prompt, streaming it to standard output.
-    ///
-    /// Example: ferrollm generate model.gguf -p "Once upon a time" --max-new-tokens 64
+    #[command(after_help = "Examples:
+  ferrollm generate model.gguf -p \"Once upon a time\" -n 64
+  ferrollm generate model.gguf -p \"Q: 2+2?\" --temperature 0 --stop \"\\n\"
+  ferrollm generate model.gguf -p \"Hello\" -n 16 --json")]
     Generate {
         #[command(flatten)]
         model: ModelArgs,
@@ -88,17 +90,22 @@ pub enum RunCommand {
         /// Stop after this many new tokens (default: end token or full context).
         #[arg(short = 'n', long)]
         max_new_tokens: Option<usize>,
+        /// Sample among the k most likely tokens (0: all).
         #[arg(long, default_value_t = 40)]
         top_k: usize,
+        /// Sample among the most likely tokens whose probabilities sum to p (nucleus sampling).
         #[arg(long, default_value_t = 0.95)]
         top_p: f32,
         /// 0 means greedy decoding.
         #[arg(long, default_value_t = 0.8)]
         temperature: f32,
+        /// Divide the logits of recently seen tokens by this (1: off).
         #[arg(long, default_value_t = 1.3)]
         repetition_penalty: f32,
+        /// How many recent tokens the repetition penalty looks at.
         #[arg(long, default_value_t = 512)]
         repetition_penalty_last_n: usize,
+        /// Random seed: the same seed gives the same text.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Stop before this text (repeatable).
@@ -109,8 +116,8 @@ pub enum RunCommand {
         json: bool,
     },
     /// Print the logits of a token sequence as JSON.
-    ///
-    /// Example: ferrollm logits model.gguf --tokens 1,2,3 --all --json
+    #[command(after_help = "Example:
+  ferrollm logits model.gguf --tokens 1,2,3 --all --json")]
     Logits {
         #[command(flatten)]
         model: ModelArgs,
@@ -125,43 +132,52 @@ pub enum RunCommand {
         json: bool,
     },
     /// Print the token ids of a text.
-    ///
-    /// Example: ferrollm tokenize model.gguf "Hello world" --json
+    #[command(after_help = "Examples:
+  ferrollm tokenize model.gguf \"Hello world\"
+  ferrollm tokenize model.gguf \"Hello world\" --no-special --json")]
     Tokenize {
         #[command(flatten)]
         model: ModelArgs,
+        /// The text to tokenize.
         text: String,
         /// Do not add the tokenizer's special tokens (e.g. BOS).
         #[arg(long)]
         no_special: bool,
+        /// Print one JSON object ({"tokens": [...]}) instead of one id per line with its text.
         #[arg(long)]
         json: bool,
     },
     /// Print the embedding of a text (mean of the final hidden states).
-    ///
-    /// Example: ferrollm embed model.gguf "Hello world" --json
+    #[command(after_help = "Example:
+  ferrollm embed model.gguf \"Hello world\" --json")]
     Embed {
         #[command(flatten)]
         model: ModelArgs,
+        /// The text to embed.
         text: String,
+        /// Print one JSON object ({"embedding": [...]}) instead of the values on one line.
         #[arg(long)]
         json: bool,
     },
     /// Perplexity of a model on a text file (chunks of --ctx tokens; the second half of each
     /// chunk is scored, as llama.cpp's perplexity tool does).
-    ///
-    /// Example: ferrollm perplexity model.gguf -f heldout.txt --ctx 128
+    #[command(after_help = "Examples:
+  ferrollm perplexity model.gguf -f heldout.txt --ctx 128
+  ferrollm perplexity models/demo.gguf -f models/demo/heldout.txt --ctx 256 --json")]
     Perplexity {
         #[command(flatten)]
         model: ModelArgs,
+        /// The text file (UTF-8) to score.
         #[arg(short = 'f', long)]
         file: PathBuf,
+        /// Print one JSON object (perplexity, scored_tokens, chunks, ctx) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Measure prompt processing and generation speed (tokens per second), like llama-bench.
-    ///
-    /// Example: ferrollm bench model.gguf -t 2 -p 128 -n 32 -r 3
+    #[command(after_help = "Examples:
+  ferrollm bench model.gguf -t 2 -p 128 -n 32 -r 3
+  ferrollm bench model.gguf -t 1 --json          # one JSON object: pp/tg tokens per second")]
     Bench {
         #[command(flatten)]
         model: ModelArgs,
@@ -174,6 +190,8 @@ pub enum RunCommand {
         /// Repetitions (the median is reported).
         #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
         repetitions: usize,
+        /// Print one JSON object (model, threads, n_prompt, n_gen, repetitions, pp_tokens_per_s,
+        /// tg_tokens_per_s) instead of a table.
         #[arg(long)]
         json: bool,
     },
