@@ -16,9 +16,10 @@ Steps (each skipped when its output already exists in the scratch folder):
   5. load to first token: wall time of a fresh process that loads the file, evaluates a one-token
      prompt and prints one token (`ferrollm generate -n 1` vs `llama-completion -n 1
      --no-warmup`), page cache warm, median of --rounds;
-  6. with --tools: quantizing the 1.1B F16 file (ferrollm quantize vs llama-quantize) and converting
-     the 1.1B checkpoint (ferrollm convert vs convert_hf_to_gguf.py), wall time and peak RSS from
-     /usr/bin/time -v.
+  6. with --tools: quantizing the 1.1B F16 file (ferrollm quantize vs llama-quantize), converting
+     the 1.1B checkpoint (ferrollm convert vs convert_hf_to_gguf.py), and converting it straight to
+     Q4_0 (ferrollm in one pass vs ferrollm's and llama.cpp's two steps), wall time and peak RSS
+     from /usr/bin/time -v.
 
 llama.cpp is found through --llama-bin or $LLAMA_CPP_BIN (a folder holding llama-bench,
 llama-quantize, llama-completion); without it only ferrollm runs, with a message. Its converter is
@@ -277,6 +278,32 @@ def tools(s, args, results):
             dst.unlink(missing_ok=True)
         elif r == 0:
             log("llama.cpp source not given (--llama-src / $LLAMA_CPP_SRC): convert_hf_to_gguf.py skipped")
+    # Straight to Q4_0 (#9): one pass (`convert --type q4_0`, no F16 file on disk) against the two
+    # steps each tool needs otherwise; a two-step row sums the wall times and keeps the larger RSS.
+    task = "convert 1b -> q4_0"
+    for r in range(args.tool_rounds):
+        dst = out / "ferrollm-onepass.gguf"
+        dst.unlink(missing_ok=True)
+        w, m = s.timed([s.ferrollm, "convert", ckpt, dst, "--type", "q4_0"])
+        rows.append({"task": task, "engine": "ferrollm, one pass", "wall_s": w, "rss_mib": m})
+        dst.unlink(missing_ok=True)
+        mid, dst = out / "ferrollm-mid-f16.gguf", out / "ferrollm-twopass.gguf"
+        w1, m1 = s.timed([s.ferrollm, "convert", ckpt, mid, "--dtype", "f16"])
+        w2, m2 = s.timed([s.ferrollm, "quantize", mid, dst, "--type", "q4_0"])
+        rows.append({"task": task, "engine": "ferrollm, convert then quantize", "wall_s": w1 + w2,
+                     "rss_mib": max(m1, m2)})
+        for f in (mid, dst, mid.with_suffix(".meta"), dst.with_suffix(".meta")):
+            f.unlink(missing_ok=True)
+        q = s.llama_tool("llama-quantize")
+        if q and s.llama_src and (s.llama_src / "convert_hf_to_gguf.py").exists():
+            mid, dst = out / "llama-mid-f16.gguf", out / "llama-twopass.gguf"
+            w1, m1 = s.timed([args.python, s.llama_src / "convert_hf_to_gguf.py", ckpt, "--outfile", mid,
+                              "--outtype", "f16"])
+            w2, m2 = s.timed([q, mid, dst, "Q4_0", str(max(args.threads))])
+            rows.append({"task": task, "engine": "llama.cpp, convert_hf_to_gguf.py then llama-quantize",
+                         "wall_s": w1 + w2, "rss_mib": max(m1, m2)})
+            mid.unlink(missing_ok=True)
+            dst.unlink(missing_ok=True)
     results["tools"] = rows
 
 
