@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::pool::{Pool, SharedMut};
 use crate::quant::interleaved::{self as il, RowsKernel};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Element type of the key/value cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,17 +79,21 @@ impl KvCache {
             let ks = &k[h * hd..(h + 1) * hd];
             let kat = (h * n_ctx + pos) * hd;
             match &mut self.k[il] {
-                KvBuf::F16(b) => b[kat..kat + hd]
-                    .iter_mut()
-                    .zip(ks)
-                    .for_each(|(d, s)| *d = f16::from_f32(*s)),
+                // Slice conversions use F16C when the CPU has it (one call per head, not one
+                // per value); rounding is to nearest even either way.
+                KvBuf::F16(b) => b[kat..kat + hd].convert_from_f32_slice(ks),
                 KvBuf::F32(b) => b[kat..kat + hd].copy_from_slice(ks),
             }
             let vsrc = &v[h * hd..(h + 1) * hd];
             match &mut self.v[il] {
                 KvBuf::F16(b) => {
-                    for (dd, &x) in vsrc.iter().enumerate() {
-                        b[(h * hd + dd) * vs + pos] = f16::from_f32(x);
+                    let mut tmp = [f16::ZERO; 64];
+                    for (c, chunk) in vsrc.chunks(64).enumerate() {
+                        let tmp = &mut tmp[..chunk.len()];
+                        tmp.convert_from_f32_slice(chunk);
+                        for (i, &x) in tmp.iter().enumerate() {
+                            b[(h * hd + 64 * c + i) * vs + pos] = x;
+                        }
                     }
                 }
                 KvBuf::F32(b) => {
