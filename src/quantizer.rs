@@ -346,6 +346,9 @@ impl Quantizer {
             )?;
             let bytes = convert_bytes(&t.name, self.source.tensor_data(t), t.ty, &t.shape, *used)?;
             writer.write_tensor(&bytes)?;
+            // Done with the source tensor: its pages leave the resident set (peak memory is one
+            // tensor's source and output, not the whole source file).
+            self.source.release(t);
             if *used == ty {
                 quantized += 1;
             } else if *used == GgmlType::F32 {

@@ -339,7 +339,11 @@ impl Checkpoint {
         match &t.location {
             Location::Range { start, end } => {
                 let map = self.shards[t.shard].map.as_ref().expect("shard is mapped");
-                release_pages(map, start + range.start, start + range.end.min(end - start));
+                crate::format::release_pages(
+                    map,
+                    start + range.start,
+                    start + range.end.min(end - start),
+                );
             }
             Location::Torch(tt) => {
                 if let Some(tc) = &self.torch {
@@ -348,25 +352,4 @@ impl Checkpoint {
             }
         }
     }
-}
-
-/// Drops from the resident set the whole pages of `map` within `start..end` (see
-/// [`Checkpoint::release`]).
-pub(super) fn release_pages(map: &Mmap, start: usize, end: usize) {
-    #[cfg(unix)]
-    {
-        let page = 4096;
-        let start = start.next_multiple_of(page);
-        let end = end.min(map.len()) / page * page;
-        if end > start {
-            // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops
-            // resident pages; later reads fault them in again from the unchanged file, so
-            // no slice into the map ever observes different bytes.
-            let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-            };
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (map, start, end);
 }

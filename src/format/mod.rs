@@ -197,6 +197,15 @@ impl ModelFile {
         let _ = (offset, len);
     }
 
+    /// Drops the whole pages of tensor `t`'s bytes from this process's resident set, for a
+    /// mapped file (see [`release_pages`]): tools that stream through a file tensor by tensor
+    /// (the quantizer) then hold one tensor's pages at a time, not the whole file.
+    pub fn release(&self, t: &TensorInfo) {
+        if let Storage::Mapped(m) = &self.data {
+            release_pages(m, t.offset as usize, (t.offset + t.size) as usize);
+        }
+    }
+
     /// The bytes of a tensor of this file (a view into the mmap).
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
         // Readers validate offset + size against the file length before a TensorInfo is made.
@@ -263,4 +272,25 @@ pub fn create_writer(
             "ferrollm reads GGMF files but writes only GGUF, GGJT (v3) and GGML",
         )),
     }
+}
+
+/// Drops from the resident set the whole pages of `map` within `start..end`; the bytes stay
+/// readable (they are read again from the file, usually from the page cache, if touched).
+pub(crate) fn release_pages(map: &memmap2::Mmap, start: usize, end: usize) {
+    #[cfg(unix)]
+    {
+        let page = 4096;
+        let start = start.next_multiple_of(page);
+        let end = end.min(map.len()) / page * page;
+        if end > start {
+            // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops
+            // resident pages; later reads fault them in again from the unchanged file, so
+            // no slice into the map ever observes different bytes.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, start, end);
 }

@@ -400,7 +400,7 @@ impl TorchFile {
                 let start =
                     self.storages[t.storage].bytes.start + t.storage_offset * t.dtype.size();
                 let end = start + range.end.min(t.nbytes());
-                super::checkpoint::release_pages(map, start + range.start, end);
+                crate::format::release_pages(map, start + range.start, end);
             }
         }
     }
