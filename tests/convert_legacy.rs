@@ -212,43 +212,8 @@ fn legacy_files_have_llm_rs_layouts_and_the_checkpoint_values() {
                 "{ctx}"
             );
             let tj = read_json(&dir.join("tokenizer.json"));
-            let spm = tj["model"]["byte_fallback"].as_bool().unwrap_or(false);
-            for (text, id) in tj["model"]["vocab"].as_object().unwrap() {
-                let id = id.as_u64().unwrap() as usize;
-                let is_special = tj["added_tokens"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a["id"].as_u64() == Some(id as u64));
-                let want = if is_special {
-                    text.as_bytes().to_vec()
-                } else if spm {
-                    if text.len() == 6 && text.starts_with("<0x") {
-                        vec![u8::from_str_radix(&text[3..5], 16).unwrap()]
-                    } else {
-                        text.replace('\u{2581}', " ").into_bytes()
-                    }
-                } else {
-                    text.chars()
-                        .map(|c| {
-                            let c = c as u32;
-                            let printable = |b: u32| {
-                                (33..=126).contains(&b)
-                                    || (161..=172).contains(&b)
-                                    || (174..=255).contains(&b)
-                            };
-                            if c < 256 && printable(c) {
-                                c as u8
-                            } else {
-                                (0u32..256)
-                                    .filter(|&b| !printable(b))
-                                    .nth((c - 256) as usize)
-                                    .unwrap() as u8
-                            }
-                        })
-                        .collect()
-                };
-                assert_eq!(vocab.tokens[id], want, "{ctx}: token {id} {text:?}");
+            for (id, want) in legacy_token_bytes(&tj) {
+                assert_eq!(vocab.tokens[id], want, "{ctx}: token {id}");
             }
         }
     }

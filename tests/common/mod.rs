@@ -65,3 +65,24 @@ pub fn repo_root() -> PathBuf {
 pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
 }
+
+/// Runs `script` (`python -c`) with the interpreter `python`, arguments `args` and
+/// `RUST_BACKTRACE=0`. Returns its standard output, or — when it cannot start or exits with an
+/// error — the exit status and the last lines of its standard error.
+pub fn run_python_with(python: &str, script: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .map_err(|e| format!("cannot start {python}: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+        return Err(format!("{python} failed ({}): {tail}", out.status));
+    }
+    String::from_utf8(out.stdout).map_err(|_| format!("{python} printed invalid UTF-8"))
+}

@@ -365,3 +365,50 @@ pub fn expected_gguf(cfg: &Json, ck: &BTreeMap<String, St>) -> BTreeMap<String, 
 pub fn ggml_shape(row_major: &[usize]) -> Vec<u64> {
     row_major.iter().rev().map(|&d| d as u64).collect()
 }
+
+/// The bytes of each token of a `tokenizer.json`, as a legacy (llm-rs) vocabulary must spell
+/// them: added tokens (`added_tokens`) as their text; with a SentencePiece model
+/// (`byte_fallback`), `<0xNN>` as that byte and any other piece with `▁` as a space; with a
+/// byte-level BPE model, every character mapped back to its byte through GPT-2's
+/// `bytes_to_unicode` table (the printable bytes 33–126, 161–172 and 174–255 stand for
+/// themselves, the other 68 bytes are the characters from U+0100 on, in byte order). Keyed by id;
+/// ids the tokenizer does not have (padding up to config.json's `vocab_size`) are absent.
+pub fn legacy_token_bytes(tokenizer_json: &Json) -> BTreeMap<usize, Vec<u8>> {
+    let model = &tokenizer_json["model"];
+    let spm = model["byte_fallback"].as_bool().unwrap_or(false);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let byte_level = |text: &str| -> Vec<u8> {
+        text.chars()
+            .map(|c| {
+                let c = c as u32;
+                if c < 256 && printable(c) {
+                    c as u8
+                } else {
+                    (0u32..256)
+                        .filter(|&b| !printable(b))
+                        .nth((c - 256) as usize)
+                        .unwrap() as u8
+                }
+            })
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for (text, id) in model["vocab"].as_object().unwrap() {
+        let bytes = if spm {
+            if text.len() == 6 && text.starts_with("<0x") && text.ends_with('>') {
+                vec![u8::from_str_radix(&text[3..5], 16).unwrap()]
+            } else {
+                text.replace('\u{2581}', " ").into_bytes()
+            }
+        } else {
+            byte_level(text)
+        };
+        out.insert(id.as_u64().unwrap() as usize, bytes);
+    }
+    for added in tokenizer_json["added_tokens"].as_array().unwrap() {
+        let id = added["id"].as_u64().unwrap() as usize;
+        out.insert(id, added["content"].as_str().unwrap().as_bytes().to_vec());
+    }
+    out
+}
