@@ -9,6 +9,22 @@ use std::arch::x86_64::*;
 
 use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
 
+/// How far ahead (bytes) the one-token kernels prefetch the weights they stream. Generation reads
+/// every weight once per token, so the kernels wait on memory; the hardware prefetchers alone kept
+/// 1.1B Q4_0 generation at about 15 GB/s where a vectorised read reaches 24–31 GB/s. Measured on
+/// 1.1B Q4_0, 2 threads (tg32): no prefetch 23.7 tok/s, 2 KB ahead 30.0, 4 KB ahead 34.6.
+const PF_BYTES: usize = 4096;
+
+/// Prefetches the `lines` cache lines from `p + PF_BYTES` (a hint: never faults, even past the
+/// end of the group).
+macro_rules! prefetch_ahead {
+    ($p:expr, $lines:expr) => {
+        for l in 0..$lines {
+            _mm_prefetch::<_MM_HINT_T0>($p.wrapping_add(PF_BYTES + 64 * l) as *const i8);
+        }
+    };
+}
+
 /// Broadcast of the four activation bytes at `p` to every lane.
 macro_rules! bcast4 {
     ($p:expr) => {
@@ -82,6 +98,9 @@ macro_rules! x16_build {
             let mut acc = [_mm512_setzero_ps(); NT];
             for b in 0..nb {
                 let p = qs.add(b * 256);
+                if NT == 1 {
+                    prefetch_ahead!(p, 4);
+                }
                 let mut w = [_mm512_setzero_si512(); 8];
                 for j in 0..4 {
                     let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
@@ -117,6 +136,9 @@ macro_rules! x16_build {
             let mut acc = [_mm512_setzero_ps(); NT];
             for b in 0..nb {
                 let p = qs.add(b * 512);
+                if NT == 1 {
+                    prefetch_ahead!(p, 8);
+                }
                 let mut w = [_mm512_setzero_si512(); 8];
                 for j in 0..8 {
                     let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
@@ -159,6 +181,9 @@ macro_rules! x16_build {
                 let mut isum = [_mm512_setzero_si512(); NT];
                 for c in 0..4 {
                     let p = qs.add(s * 2048 + 512 * c);
+                    if NT == 1 {
+                        prefetch_ahead!(p, 8);
+                    }
                     let mut v = [_mm512_setzero_si512(); 8];
                     for j in 0..8 {
                         v[j] = _mm512_loadu_si512(p.add(64 * j) as *const _);
@@ -256,6 +281,12 @@ unsafe fn f16_tile<const R: usize, const T: usize>(
     let mut acc = [[_mm512_setzero_ps(); R]; T];
     let mut k = 0;
     while k + 16 <= n {
+        if T == 1 && k % 32 == 0 {
+            // one activation row (generation): stream the weight rows ahead, a line each
+            for p in w {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(2 * k + PF_BYTES) as *const i8);
+            }
+        }
         let wv: [__m512; R] = std::array::from_fn(|r| {
             _mm512_cvtph_ps(_mm256_loadu_si256(w[r].add(2 * k) as *const __m256i))
         });
