@@ -8,7 +8,7 @@ Steps (each skipped when its output already exists in the scratch folder):
   1. LLaMA-shaped random-weight checkpoints (tools/fixtures/make_bench_checkpoint.py, needs torch:
      --python or $FERROLLM_BENCH_PYTHON) under --scratch (never inside the repository);
   2. `ferrollm convert` to F16 GGUF, then `ferrollm quantize` to Q8_0, Q4_0, Q4_K;
-  3. memory bandwidth: tools/bench/stream.c (gcc -O2 -fopenmp), read/copy/triad per thread count;
+  3. memory bandwidth: tools/bench/stream.c (gcc -O3 -march=native -fopenmp), read/copy/triad per thread count;
   4. speed: for every file and thread count, `ferrollm bench` and `llama-bench` (pp128, tg32)
      alternate for --rounds rounds (the engine that goes first alternates too); medians are
      reported, with their ratio and tg as a fraction of the read-bandwidth ceiling
@@ -125,7 +125,7 @@ class Setup:
         exe = self.scratch / "stream"
         src = REPO / "tools/bench/stream.c"
         if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
-            run(["gcc", "-O2", "-fopenmp", "-o", exe, src])
+            run(["gcc", "-O3", "-march=native", "-fopenmp", "-o", exe, src])
         out = run([exe, str(self.args.stream_mib)], env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         vals = dict(line.split() for line in out.splitlines() if line.strip())
         return {k: float(vals[k]) for k in ("read_gbs", "copy_gbs", "triad_gbs")}
