@@ -189,6 +189,19 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def alternate(rounds, ferrollm, llama):
+    """Runs the two measurements `rounds` times each, the one that goes first alternating; returns
+    both lists of samples (llama: None when llama.cpp is not available)."""
+    fr, ll = [], []
+    for r in range(rounds):
+        for first in ((True, False) if r % 2 == 0 else (False, True)):
+            if first:
+                fr.append(ferrollm())
+            elif llama:
+                ll.append(llama())
+    return fr, ll
+
+
 def speed(s, args, results):
     bw = {}
     for t in args.threads:
@@ -201,14 +214,8 @@ def speed(s, args, results):
             path = s.gguf(shape, ty)
             wbytes = s.weight_bytes_per_token(path)
             for t in args.threads:
-                fr, ll = [], []
-                for r in range(args.rounds):
-                    order = ["f", "l"] if r % 2 == 0 else ["l", "f"]
-                    for e in order:
-                        if e == "f":
-                            fr.append(s.ferrollm_bench(path, t))
-                        elif s.llama:
-                            ll.append(s.llama_bench(path, t))
+                fr, ll = alternate(args.rounds, lambda: s.ferrollm_bench(path, t),
+                                   (lambda: s.llama_bench(path, t)) if s.llama else None)
                 row = {
                     "shape": shape, "type": ty, "threads": t, "weight_bytes": wbytes,
                     "ferrollm_pp": median([x[0] for x in fr]), "ferrollm_tg": median([x[1] for x in fr]),
@@ -229,14 +236,8 @@ def first_token(s, args, results):
         for ty in args.types:
             path = s.gguf(shape, ty)
             t = max(args.threads)
-            fr, ll = [], []
-            for r in range(args.rounds):
-                order = ["f", "l"] if r % 2 == 0 else ["l", "f"]
-                for e in order:
-                    if e == "f":
-                        fr.append(s.first_token_ferrollm(path, t))
-                    elif s.llama:
-                        ll.append(s.first_token_llama(path, t))
+            fr, ll = alternate(args.rounds, lambda: s.first_token_ferrollm(path, t),
+                               (lambda: s.first_token_llama(path, t)) if s.llama else None)
             rows.append({"shape": shape, "type": ty, "threads": t,
                          "ferrollm_s": median(fr), "llama_s": median(ll)})
             log(f"first token {shape} {ty}: ferrollm {fmt(median(fr), 3)} s, llama.cpp {fmt(median(ll), 3)} s")
