@@ -3,6 +3,7 @@
 //! converted by the `ferrollm` binary in a child process whose peak resident set is read with
 //! `getrusage(RUSAGE_CHILDREN)` (the only child this test binary starts).
 
+mod common;
 mod convert_common;
 
 use convert_common::*;
@@ -34,14 +35,12 @@ fn write_shard(path: &Path, tensors: &[(String, Vec<usize>)]) -> u64 {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
     f.write_all(&h).unwrap();
-    let mut seed = 1u32;
+    let mut pattern = common::WeightPattern::new();
     for (_, shape) in tensors {
         let n: usize = shape.iter().product();
         let mut chunk = Vec::with_capacity(4 << 20);
         for _ in 0..n {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let v = ((seed >> 9) as f32 / (1u32 << 23) as f32 - 0.5) * 0.1;
-            chunk.extend_from_slice(&v.to_le_bytes());
+            chunk.extend_from_slice(&pattern.next_f32().to_le_bytes());
             if chunk.len() >= 4 << 20 {
                 f.write_all(&chunk).unwrap();
                 chunk.clear();
@@ -51,14 +50,6 @@ fn write_shard(path: &Path, tensors: &[(String, Vec<usize>)]) -> u64 {
     }
     f.flush().unwrap();
     (8 + h.len() + offset) as u64
-}
-
-fn peak_rss_of_children() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(rc, 0);
-    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
 }
 
 #[test]
@@ -130,7 +121,7 @@ fn peak_memory_stays_near_the_largest_tensor() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let written = out.join("big-llama-f16.gguf");
     assert!(written.is_file());
-    let peak = peak_rss_of_children();
+    let peak = common::peak_rss_of_children();
     let largest_output = (VOCAB * HIDDEN * 2) as u64; // token_embd / output in F16
     eprintln!("checkpoint {size} bytes, largest output tensor {largest_output}, peak RSS {peak}");
     assert!(

@@ -4,6 +4,8 @@
 //! `getrusage(RUSAGE_CHILDREN)` (the only child this test binary starts). The source is mapped, so
 //! without releasing each tensor's pages once quantized the whole file would end up resident.
 
+mod common;
+
 use ferrollm::format::gguf::GgufWriter;
 use ferrollm::format::{GgmlType, Metadata, TensorSpec, TensorWriter, Value};
 
@@ -60,16 +62,14 @@ fn peak_memory_stays_near_one_tensor() {
         }
     }
     let mut w = GgufWriter::create(&src, &md, &specs, 32).unwrap();
-    let mut seed = 1u32;
+    let mut pattern = common::WeightPattern::new();
     let mut largest = 0u64;
     for s in &specs {
         let n: u64 = s.shape.iter().product();
         largest = largest.max(4 * n);
         let mut bytes = Vec::with_capacity(4 * n as usize);
         for _ in 0..n {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let v = ((seed >> 9) as f32 / (1u32 << 23) as f32 - 0.5) * 0.1;
-            bytes.extend_from_slice(&v.to_le_bytes());
+            bytes.extend_from_slice(&pattern.next_f32().to_le_bytes());
         }
         w.write_tensor(&bytes).unwrap();
     }
@@ -88,13 +88,7 @@ fn peak_memory_stays_near_one_tensor() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(dst.is_file());
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
-        0
-    );
-    let peak = usage.ru_maxrss as u64 * 1024; // kilobytes on Linux
+    let peak = common::peak_rss_of_children();
     eprintln!("source {size} bytes, largest source tensor {largest}, peak RSS {peak}");
     assert!(
         peak < largest + 48_000_000,

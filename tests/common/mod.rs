@@ -86,3 +86,28 @@ pub fn run_python_with(python: &str, script: &str, args: &[&str]) -> Result<Stri
     }
     String::from_utf8(out.stdout).map_err(|_| format!("{python} printed invalid UTF-8"))
 }
+
+/// A cheap deterministic stream of weights in [-0.05, 0.05) for the memory tests' large files
+/// (a linear congruential generator; the values only need to be varied, not random).
+pub struct WeightPattern(u32);
+
+impl WeightPattern {
+    pub fn new() -> Self {
+        WeightPattern(1)
+    }
+    pub fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        ((self.0 >> 9) as f32 / (1u32 << 23) as f32 - 0.5) * 0.1
+    }
+}
+
+/// The largest resident set of any child process this test binary has waited for (bytes), from
+/// `getrusage(RUSAGE_CHILDREN)`.
+#[cfg(unix)]
+pub fn peak_rss_of_children() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0);
+    usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}
