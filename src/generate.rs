@@ -176,6 +176,12 @@ pub fn generate(
         if session.tokens().len() + 1 > session.context_length() {
             break StopReason::MaxLength;
         }
+        if params.max_new_tokens.is_some_and(|m| tokens.len() >= m) {
+            // The last token's logits are not needed: it joins the context unevaluated and the
+            // next evaluation of this session runs it (as llama.cpp's generation loop does).
+            session.defer(&[next])?;
+            break StopReason::MaxLength;
+        }
         logits = session.eval(&[next], Logits::Last)?;
     };
     if matches!(stop_reason, StopReason::EndToken | StopReason::MaxLength) {

@@ -51,7 +51,10 @@ pub struct Session {
     model: Arc<Model>,
     params: SessionParams,
     kv: KvCache,
+    /// Every token of the context: the first `evaluated` are in the KV cache, the rest were
+    /// appended by [`Session::defer`] and run first by the next evaluation.
     history: Vec<u32>,
+    evaluated: usize,
     pool: Pool,
     scratch: Scratch,
 }
@@ -104,6 +107,7 @@ impl Session {
             params,
             kv,
             history: Vec::new(),
+            evaluated: 0,
             pool,
             scratch: Scratch::default(),
         })
@@ -112,7 +116,7 @@ impl Session {
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
-    /// Tokens in the context so far.
+    /// Tokens in the context so far (including deferred ones).
     pub fn tokens(&self) -> &[u32] {
         &self.history
     }
@@ -126,6 +130,16 @@ impl Session {
     /// Forgets every token fed so far.
     pub fn reset(&mut self) {
         self.history.clear();
+        self.evaluated = 0;
+    }
+
+    /// Appends `tokens` to the context without running them through the model yet: the next
+    /// evaluation runs them first, in the same batch as its own tokens. Generation defers the last
+    /// token it samples, whose logits nobody needs unless the conversation goes on.
+    pub fn defer(&mut self, tokens: &[u32]) -> Result<()> {
+        self.check(tokens)?;
+        self.history.extend_from_slice(tokens);
+        Ok(())
     }
 
     fn check(&self, tokens: &[u32]) -> Result<()> {
@@ -150,10 +164,24 @@ impl Session {
         Ok(())
     }
 
-    /// Feeds tokens in batches; returns the final hidden states of the last token (`all = false`)
-    /// or of every token fed.
+    /// Feeds the deferred tokens and then `tokens` in batches; returns the final hidden states of
+    /// the last token (`all = false`) or of every token of `tokens`.
     fn feed(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>> {
         self.check(tokens)?;
+        let start = self.evaluated;
+        let deferred = self.history.len() - start;
+        self.history.extend_from_slice(tokens);
+        let result = self.run(start, deferred, all);
+        if result.is_err() {
+            // The failed batch's tokens are not in the cache; deferred ones stay deferred.
+            self.history.truncate(self.evaluated.max(start + deferred));
+        }
+        result
+    }
+
+    /// Runs `history[start..]` through the model; the first `skip` of them are deferred tokens,
+    /// whose hidden states are not returned.
+    fn run(&mut self, start: usize, skip: usize, all: bool) -> Result<Vec<f32>> {
         let model = self.model.clone();
         let spec = model.spec();
         let rope = RopeOverride {
@@ -161,16 +189,22 @@ impl Session {
             freq_scale: self.params.rope_frequency_scale,
         };
         let mut hidden = Vec::new();
-        let n_batches = tokens.len().div_ceil(self.params.batch_size);
-        for (b, batch) in tokens.chunks(self.params.batch_size).enumerate() {
+        let total = self.history.len() - start;
+        let bs = self.params.batch_size;
+        let n_batches = total.div_ceil(bs);
+        for b in 0..n_batches {
+            let (b0, b1) = (
+                start + b * bs,
+                (start + (b + 1) * bs).min(self.history.len()),
+            );
+            let len = b1 - b0;
             let first = if all {
-                0
+                skip.saturating_sub(b * bs).min(len)
             } else if b + 1 == n_batches {
-                batch.len() - 1
+                len - 1
             } else {
-                batch.len()
+                len
             };
-            let pos0 = self.history.len();
             let h = forward::forward(
                 &self.pool,
                 &mut self.scratch,
@@ -179,11 +213,11 @@ impl Session {
                 model.alibi(),
                 rope,
                 &mut self.kv,
-                batch,
-                pos0,
+                &self.history[b0..b1],
+                b0,
                 first,
             )?;
-            self.history.extend_from_slice(batch);
+            self.evaluated = b1;
             hidden.extend_from_slice(&h);
         }
         Ok(hidden)

@@ -211,3 +211,48 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
     }
     eprintln!("{}", report.join(", "));
 }
+
+/// A deferred token (what generation leaves behind when it stops at its token limit) joins the
+/// context unevaluated and is run by the next evaluation, in the same batch: the logits that
+/// follow are transformers', and `Logits::All` returns rows for the new tokens only.
+#[test]
+fn deferred_tokens_are_run_by_the_next_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dir in fixtures().into_iter().take(4) {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let r = reference(&dir);
+        let model = convert(
+            &dir,
+            &tmp.path().join(format!("{name}.gguf")),
+            GgmlType::F32,
+        );
+        let input = ids(&r["input_ids"]);
+        let rows: Vec<Vec<f32>> = r["logits"].as_array().unwrap().iter().map(floats).collect();
+        assert!(
+            input.len() >= 4,
+            "{name}: the reference prompt is too short"
+        );
+        let k = input.len() / 2;
+        let mut s = session(&model);
+        s.eval(&input[..k], Logits::Last).unwrap();
+        s.defer(&input[k..k + 1]).unwrap();
+        assert_eq!(s.tokens(), &input[..k + 1], "{name}: context after defer");
+        let got = s.eval(&input[k + 1..], Logits::All).unwrap();
+        let want: Vec<f32> = rows[k + 1..].concat();
+        let err = relative_error(&got, &want);
+        assert!(
+            err <= 1e-4,
+            "{name}: logits after a deferred token differ by {err:.3e}"
+        );
+        assert_eq!(
+            s.tokens(),
+            &input[..],
+            "{name}: context after the evaluation"
+        );
+        // Deferring past the context length is refused and changes nothing.
+        let n_ctx = s.context_length();
+        let too_many = vec![input[0]; n_ctx];
+        assert!(s.defer(&too_many).is_err());
+        assert_eq!(s.tokens(), &input[..]);
+    }
+}
