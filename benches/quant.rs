@@ -2,8 +2,9 @@
 //!
 //! For each type: reference quantization (values/s), and the dot product of one 4096-value weight
 //! row with one activation row, scalar reference against the kernels this CPU dispatches to
-//! (`quant::kernel_name()`), in ns per row and GB/s of weight bytes. Plain `std::time` timing
-//! (no harness), fastest of several runs.
+//! (`quant::kernel_name()`), in ns per row and GB/s of weight bytes; then the load-time repacking
+//! of a 4096 × 4096 matrix into the interleaved layouts (GB/s of source bytes, fresh destination
+//! pages included, as at load). Plain `std::time` timing (no harness), fastest of several runs.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -99,6 +100,26 @@ fn main() {
             "activations → {}: {:.0} Mvalues/s",
             act.name().to_uppercase(),
             (n * rows) as f64 / t / 1e6
+        );
+    }
+    let (prow, pcols) = (4096, 4096);
+    let x = data(prow * pcols, 3);
+    let width =
+        ferrollm::quant::interleaved::kernel(ferrollm::quant::interleaved::Layout::Q4_0x8).1;
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K] {
+        let mut w = vec![0u8; ty.row_size((prow * pcols) as u64).unwrap() as usize];
+        quant::quantize(ty, &x, &mut w).unwrap();
+        let t = time(1, || {
+            black_box(
+                ferrollm::quant::interleaved::Interleaved::pack(ty, prow, pcols, width, &w)
+                    .unwrap(),
+            );
+        });
+        println!(
+            "repack {} {prow}x{pcols} into {width}-row groups: {:.1} ms, {:.2} GB/s",
+            ty.name().to_uppercase(),
+            t * 1e3,
+            w.len() as f64 / t / 1e9
         );
     }
 }

@@ -251,6 +251,9 @@ pub struct BlockQ8K {
     pub bsums: [LeI16; QK_K / 16],
 }
 
+// SAFETY: byte arrays have alignment 1, no padding, and every bit pattern is valid.
+unsafe impl<const N: usize> Pod for [u8; N] {}
+
 macro_rules! pod_blocks {
     ($($t:ty = $size:literal;)*) => {
         $(

@@ -223,48 +223,41 @@ impl Interleaved {
     }
 }
 
-// The packers walk the destination in order (block by block, then the rows of the group), reading
-// the group's rows (at most 16 streams) as they go.
+// Q4_0 and Q8_0 blocks are an f16 scale followed by the quants, and both layouts move the quants
+// as 4-byte words: word `j` of block `b` of row `r` goes to word `j W + r` of the block's
+// destination (a transpose of the group's `W × words` matrix of words). The packer reads each row's
+// block in order and scatters its words within the block's destination (`4 W words` bytes, which
+// stays in L1); words are moved as 4-byte units, never byte by byte.
 
-fn pack_q4_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
-    let (qs, d) = dst.split_at_mut(nb * 16 * w);
-    let src: Vec<&[BlockQ4_0]> = rows.iter().map(|r| cast::<BlockQ4_0>(r)).collect();
+/// Packs the blocks of a Q4_0 (`words` = 4) or Q8_0 (`words` = 8) group: `qs[nb][4 W words]`, then
+/// `d[nb][W]`.
+fn pack_scaled_words(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]], words: usize) {
+    let block_bytes = 2 + 4 * words;
+    let (qs, d) = dst.split_at_mut(nb * 4 * words * w);
+    let (qs, d) = (cast_mut::<[u8; 4]>(qs), cast_mut::<[u8; 2]>(d));
     for (b, (qb, db)) in qs
-        .chunks_exact_mut(16 * w)
-        .zip(d.chunks_exact_mut(2 * w))
+        .chunks_exact_mut(words * w)
+        .zip(d.chunks_exact_mut(w))
         .enumerate()
     {
-        for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
-            db[2 * r..2 * r + 2].copy_from_slice(&x.d.0);
-        }
-        // Byte 4Wj + 4r + i holds values 4j+i (low nibble) and 16+4j+i (high nibble): exactly
-        // Q4_0's byte qs[4j+i].
-        for (j, qj) in qb.chunks_exact_mut(4 * w).enumerate() {
-            for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
-                qj[4 * r..4 * r + 4].copy_from_slice(&x.qs[4 * j..4 * j + 4]);
+        for (r, row) in rows.iter().enumerate() {
+            let block = &row[b * block_bytes..(b + 1) * block_bytes];
+            db[r] = [block[0], block[1]];
+            for (j, &word) in cast::<[u8; 4]>(&block[2..]).iter().enumerate() {
+                qb[j * w + r] = word;
             }
         }
     }
 }
 
+fn pack_q4_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
+    // Byte 4Wj + 4r + i holds values 4j+i (low nibble) and 16+4j+i (high nibble): exactly
+    // Q4_0's byte qs[4j+i].
+    pack_scaled_words(dst, nb, w, rows, 4);
+}
+
 fn pack_q8_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
-    let (qs, d) = dst.split_at_mut(nb * 32 * w);
-    let src: Vec<&[BlockQ8_0]> = rows.iter().map(|r| cast::<BlockQ8_0>(r)).collect();
-    for (b, (qb, db)) in qs
-        .chunks_exact_mut(32 * w)
-        .zip(d.chunks_exact_mut(2 * w))
-        .enumerate()
-    {
-        for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
-            db[2 * r..2 * r + 2].copy_from_slice(&x.d.0);
-        }
-        for (j, qj) in qb.chunks_exact_mut(4 * w).enumerate() {
-            for (r, x) in src.iter().map(|s| &s[b]).enumerate() {
-                let q = as_bytes(std::slice::from_ref(x));
-                qj[4 * r..4 * r + 4].copy_from_slice(&q[2 + 4 * j..6 + 4 * j]);
-            }
-        }
-    }
+    pack_scaled_words(dst, nb, w, rows, 8);
 }
 
 fn pack_q4_k(dst: &mut [u8], ns: usize, w: usize, rows: &[&[u8]]) {
