@@ -241,9 +241,51 @@ impl<T> SharedMut<T> {
     }
 }
 
+/// Bytes of the largest CPU cache (the last level) as Linux reports it for CPU 0; 0 where unknown.
+pub fn last_level_cache_bytes() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        let Ok(dirs) = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache") else {
+            return 0;
+        };
+        dirs.filter_map(|d| {
+            let size = std::fs::read_to_string(d.ok()?.path().join("size")).ok()?;
+            parse_cache_size(size.trim())
+        })
+        .max()
+        .unwrap_or(0)
+    })
+}
+
+/// `"307200K"`, `"32M"`, `"512"` → bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: usize = digits.parse().ok()?;
+    let mult = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("307200K"), Some(307200 << 10));
+        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("12Q"), None);
+        assert_eq!(parse_cache_size(""), None);
+    }
 
     #[test]
     fn every_task_runs_once() {

@@ -5,6 +5,10 @@
 //!   ([`crate::quant::interleaved`]); activations are quantized once per product (Q8_0 or Q8_K, as
 //!   ggml does) and each kernel call dots one group with up to four activation rows, so a weight
 //!   block loaded and unpacked once serves four tokens while prompt processing.
+//! - Q8_0 weights, on CPUs with a Q8_0 row kernel (x86-64), stay as stored for batches of fewer
+//!   than [`PACK_MIN_TOKENS`] tokens (generation: memory-bound, and the row kernel keeps up with
+//!   memory) and are repacked, by the session's threads, the first time a larger batch comes:
+//!   loading then touches no fresh memory for them (see `quant::kernels::q8_rows`).
 //! - F16 weights stay in the file's row layout; four rows at a time are dotted with up to four f32
 //!   activation rows (F16C conversion on x86-64).
 //! - Every other type uses `quant::vec_dot` per (row, token), with ggml's activation operand, the
@@ -17,13 +21,24 @@
 use super::weights::{Linear, Matrix};
 use crate::format::GgmlType;
 use crate::pool::{Pool, SharedMut};
-use crate::quant::interleaved::{self as il, ActRow, Acts, GroupKernel, Interleaved, RowsKernel};
+use crate::quant::interleaved::{
+    self as il, ActRow, Acts, GroupKernel, Interleaved, Q8RowsKernel, RowsKernel,
+};
 use crate::quant::{self, blocks::cast};
+use std::sync::OnceLock;
+
+/// Batches of at least this many tokens use the interleaved layout of Q8_0 matrices.
+pub(crate) const PACK_MIN_TOKENS: usize = 8;
 
 /// How a matrix is multiplied (chosen once per matrix).
 pub(crate) enum Plan {
     /// Repacked into interleaved groups.
     Packed { p: Interleaved, kernel: GroupKernel },
+    /// Q8_0 rows as stored; repacked on the first batch of [`PACK_MIN_TOKENS`] or more.
+    Q8Rows {
+        rows: Q8RowsKernel,
+        packed: OnceLock<Option<(Interleaved, GroupKernel)>>,
+    },
     /// F16 rows with f32 activations.
     F16 { kernel: RowsKernel },
     /// One `vec_dot` per (row, token); activations in `act` (None: f32).
@@ -65,6 +80,15 @@ impl Plan {
     /// environment says `FERROLLM_REPACK=0`).
     pub(crate) fn new(m: &Matrix) -> Plan {
         let repack = std::env::var("FERROLLM_REPACK").map_or(true, |v| v != "0");
+        let q8_rows = quant::kernels::get().q8_0_rows;
+        if let Some(rows) = q8_rows.filter(|_| m.ty == GgmlType::Q8_0) {
+            if repack && m.cols.is_multiple_of(quant::blocks::QK) {
+                return Plan::Q8Rows {
+                    rows,
+                    packed: OnceLock::new(),
+                };
+            }
+        }
         if repack {
             if let Some(layout) = il::Layout::for_type(m.ty) {
                 let (kernel, width) = il::kernel(layout);
@@ -82,6 +106,79 @@ impl Plan {
             dot: dot_fn(m.ty),
             act: quant::vec_dot_type(m.ty),
         }
+    }
+}
+
+impl Plan {
+    /// Repacks a Q8_0 matrix kept as stored now, on the calling thread (see [`Weights::prepare`]).
+    ///
+    /// [`Weights::prepare`]: super::weights::Weights::prepare
+    pub(crate) fn pack_now(&self, w: &Matrix) {
+        if let Plan::Q8Rows { packed, .. } = self {
+            packed.get_or_init(|| {
+                let (kernel, width) = il::kernel(il::Layout::Q8_0x8);
+                Interleaved::pack(w.ty, w.rows, w.cols, width, w.bytes()).map(|p| (p, kernel))
+            });
+        }
+    }
+    /// Whether this is a Q8_0 matrix kept as stored.
+    pub(crate) fn packs_lazily(&self) -> bool {
+        matches!(self, Plan::Q8Rows { .. })
+    }
+}
+
+/// How one product runs: a [`Plan`] resolved for a batch size.
+#[derive(Clone, Copy)]
+enum Use<'a> {
+    Packed(&'a Interleaved, GroupKernel),
+    Q8Rows(Q8RowsKernel),
+    F16(RowsKernel),
+    Dot(fn(&[u8], &[u8]) -> f32, Option<GgmlType>),
+}
+
+impl Use<'_> {
+    /// The activation format of an interleaved product.
+    fn act_kind(&self) -> Option<il::ActKind> {
+        match self {
+            Use::Packed(p, _) => Some(p.layout.act_kind()),
+            Use::Q8Rows(_) => Some(il::ActKind::Q8_0),
+            _ => None,
+        }
+    }
+    /// Units of work the rows split into (groups, or row quads).
+    fn units(&self, w: &Matrix) -> usize {
+        match self {
+            Use::Packed(p, _) => p.groups(),
+            _ => w.rows.div_ceil(4),
+        }
+    }
+}
+
+/// The way `w` is multiplied with a batch of `n` tokens (packing a Q8_0 matrix on the first large
+/// batch, on the pool's threads).
+fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
+    match w.plan() {
+        Plan::Packed { p, kernel } => Use::Packed(p, *kernel),
+        Plan::Q8Rows { rows, packed } => {
+            if let Some(Some((p, kernel))) = packed.get() {
+                return Use::Packed(p, *kernel);
+            }
+            if n < PACK_MIN_TOKENS {
+                return Use::Q8Rows(*rows);
+            }
+            let packed = packed.get_or_init(|| {
+                let (kernel, width) = il::kernel(il::Layout::Q8_0x8);
+                let par = |tasks: usize, f: &(dyn Fn(usize) + Sync)| pool.run(tasks, |i, _| f(i));
+                Interleaved::pack_with(w.ty, w.rows, w.cols, width, w.bytes(), &par)
+                    .map(|p| (p, kernel))
+            });
+            match packed {
+                Some((p, kernel)) => Use::Packed(p, *kernel),
+                None => Use::Q8Rows(*rows),
+            }
+        }
+        Plan::F16 { kernel } => Use::F16(*kernel),
+        Plan::Dot { dot, act } => Use::Dot(*dot, *act),
     }
 }
 
@@ -110,10 +207,11 @@ pub fn linear(pool: &Pool, s: &mut MatScratch, lin: &Linear, x: &[f32], n: usize
     let (rows, cols) = (w.rows, w.cols);
     assert_eq!(x.len(), n * cols, "activation rows");
     assert_eq!(out.len(), n * rows, "output rows");
-    match w.plan() {
-        Plan::Packed { p, kernel } => packed(pool, s, p, *kernel, x, n, out),
-        Plan::F16 { kernel } => f16(pool, w, *kernel, x, n, out),
-        Plan::Dot { dot, act } => by_dot(pool, s, w, *dot, *act, x, n, out),
+    match resolve(pool, w, n) {
+        Use::Packed(p, kernel) => packed(pool, s, p, kernel, x, n, out),
+        Use::Q8Rows(kernel) => q8_rows(pool, s, w, kernel, x, n, out),
+        Use::F16(kernel) => f16(pool, w, kernel, x, n, out),
+        Use::Dot(dot, act) => by_dot(pool, s, w, dot, act, x, n, out),
     }
     if let Some(b) = &lin.b {
         for out_row in out.chunks_exact_mut(rows) {
@@ -253,6 +351,57 @@ fn f16_chunk(
     }
 }
 
+fn q8_rows(
+    pool: &Pool,
+    s: &mut MatScratch,
+    w: &Matrix,
+    kernel: Q8RowsKernel,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    quantize_acts(pool, &mut s.acts, il::ActKind::Q8_0, x, n, w.cols);
+    let acts = &s.acts;
+    let quads = w.rows.div_ceil(4);
+    let (per, tasks) = split(quads, pool.threads());
+    let dst = SharedMut::new(out);
+    pool.run(tasks, |task, _| {
+        let q1 = ((task + 1) * per).min(quads);
+        q8_rows_chunk(w, kernel, acts, n, task * per, q1, &dst);
+    });
+}
+
+/// Row quads `q0..q1` of the Q8_0 matrix `w` against every activation row, into `dst`.
+fn q8_rows_chunk(
+    w: &Matrix,
+    kernel: Q8RowsKernel,
+    acts: &Acts,
+    n: usize,
+    q0: usize,
+    q1: usize,
+    dst: &SharedMut<f32>,
+) {
+    let rows = w.rows;
+    let nb = w.cols / quant::blocks::QK;
+    let mut res = [[0f32; 4]; il::MAX_TOKENS];
+    for qd in q0..q1 {
+        let r0 = 4 * qd;
+        let nr = 4.min(rows - r0);
+        let wr: [&[u8]; 4] = std::array::from_fn(|i| w.row(r0 + i.min(nr - 1)));
+        for t0 in (0..n).step_by(il::MAX_TOKENS) {
+            let nt = il::MAX_TOKENS.min(n - t0);
+            let ar: [ActRow<'_>; il::MAX_TOKENS] =
+                std::array::from_fn(|i| acts.row((t0 + i).min(n - 1)));
+            kernel(&wr[..nr], &ar[..nt], nb, &mut res);
+            for (t, r) in res.iter().enumerate().take(nt) {
+                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
+                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
+                o.copy_from_slice(&r[..nr]);
+            }
+        }
+    }
+}
+
 /// Several products with the same input (Q, K, V; gate and up) as one parallel step: the
 /// activations are quantized once when the matrices share their interleaved activation format.
 /// Falls back to one [`linear`] each otherwise.
@@ -265,13 +414,13 @@ pub fn linear_multi(
     outs: &mut [&mut [f32]],
 ) {
     assert!(lins.len() == outs.len() && lins.len() <= 4);
-    let kind = |l: &Linear| match l.w.plan() {
-        Plan::Packed { p, .. } => Some(p.layout.act_kind()),
-        _ => None,
-    };
-    let k0 = kind(lins[0]);
-    let fused_packed = k0.is_some() && lins.iter().all(|l| kind(l) == k0);
-    let fused_f16 = lins.iter().all(|l| matches!(l.w.plan(), Plan::F16 { .. }));
+    let m = lins.len();
+    let resolved: [Option<Use<'_>>; 4] =
+        std::array::from_fn(|i| lins.get(i).map(|l| resolve(pool, &l.w, n)));
+    let u = |i: usize| resolved[i].expect("one plan per matrix");
+    let k0 = u(0).act_kind();
+    let fused_packed = k0.is_some() && (0..m).all(|i| u(i).act_kind() == k0);
+    let fused_f16 = (0..m).all(|i| matches!(u(i), Use::F16(_)));
     if !(fused_packed || fused_f16) {
         for (l, o) in lins.iter().zip(outs.iter_mut()) {
             linear(pool, s, l, x, n, o);
@@ -282,18 +431,14 @@ pub fn linear_multi(
         assert_eq!(x.len(), n * l.w.cols, "activation rows");
         assert_eq!(o.len(), n * l.w.rows, "output rows");
     }
-    let units = |l: &Linear| match l.w.plan() {
-        Plan::Packed { p, .. } => p.groups(),
-        _ => l.w.rows.div_ceil(4),
-    };
+    let units = |i: usize| u(i).units(&lins[i].w);
     let mut per = [0usize; 4];
     let mut first = [0usize; 5];
-    for (i, l) in lins.iter().enumerate() {
-        let (pe, t) = split(units(l), pool.threads());
+    for i in 0..lins.len() {
+        let (pe, t) = split(units(i), pool.threads());
         per[i] = pe;
         first[i + 1] = first[i] + t;
     }
-    let m = lins.len();
     let dsts: [Option<SharedMut<f32>>; 4] =
         std::array::from_fn(|i| outs.get_mut(i).map(|o| SharedMut::new(o)));
     if let Some(kind) = k0.filter(|_| fused_packed) {
@@ -303,12 +448,13 @@ pub fn linear_multi(
     pool.run(first[m], |task, _| {
         let i = (0..m).rfind(|&i| first[i] <= task).expect("task in range");
         let c = task - first[i];
-        let (u0, u1) = (c * per[i], ((c + 1) * per[i]).min(units(lins[i])));
+        let (u0, u1) = (c * per[i], ((c + 1) * per[i]).min(units(i)));
         let dst = dsts[i].as_ref().expect("one output per matrix");
-        match lins[i].w.plan() {
-            Plan::Packed { p, kernel } => packed_chunk(p, *kernel, acts, n, u0, u1, dst),
-            Plan::F16 { kernel } => f16_chunk(&lins[i].w, *kernel, x, n, u0, u1, dst),
-            Plan::Dot { .. } => unreachable!("fused only packed or f16 plans"),
+        match u(i) {
+            Use::Packed(p, kernel) => packed_chunk(p, kernel, acts, n, u0, u1, dst),
+            Use::Q8Rows(kernel) => q8_rows_chunk(&lins[i].w, kernel, acts, n, u0, u1, dst),
+            Use::F16(kernel) => f16_chunk(&lins[i].w, kernel, x, n, u0, u1, dst),
+            Use::Dot(..) => unreachable!("fused only interleaved, Q8_0-row or f16 products"),
         }
     });
     for (l, o) in lins.iter().zip(outs.iter_mut()) {

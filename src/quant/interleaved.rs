@@ -38,6 +38,7 @@
 //! same sums as [`crate::quant::vec_dot`] in a different order of float additions.
 
 use crate::format::GgmlType;
+use crate::pool::SharedMut;
 use crate::quant::blocks::*;
 use crate::quant::k_quants::get_scale_min_k4;
 
@@ -132,6 +133,9 @@ impl Buf {
     }
 }
 
+/// Runs `task(i)` for every `i < n_tasks`, possibly on several threads: `par(n_tasks, task)`.
+pub type Par<'a> = &'a dyn Fn(usize, &(dyn Fn(usize) + Sync));
+
 /// A weight matrix in an interleaved layout.
 pub struct Interleaved {
     pub layout: Layout,
@@ -154,6 +158,19 @@ impl Interleaved {
         width: usize,
         src: &[u8],
     ) -> Option<Interleaved> {
+        Self::pack_with(ty, rows, cols, width, src, &|n, f| (0..n).for_each(f))
+    }
+
+    /// [`Interleaved::pack`] with the groups packed in tasks run by `par(n_tasks, task)`, which
+    /// calls `task(i)` once for every `i < n_tasks`, possibly from several threads.
+    pub fn pack_with(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        width: usize,
+        src: &[u8],
+        par: Par<'_>,
+    ) -> Option<Interleaved> {
         assert!(width == 8 || width == 16, "group width {width}");
         let layout = Layout::for_type(ty)?;
         if cols == 0 || !cols.is_multiple_of(layout.block_values()) {
@@ -168,38 +185,39 @@ impl Interleaved {
         let nb = cols / layout.block_values();
         let group_bytes = nb * layout.block_bytes_per_row() * width;
         let groups = rows.div_ceil(width);
-        let mut p = Interleaved {
+        let mut data = Buf::zeroed(groups * group_bytes);
+        const GROUPS_PER_TASK: usize = 16;
+        let dst = SharedMut::new(data.bytes_mut());
+        par(groups.div_ceil(GROUPS_PER_TASK), &|task| {
+            for g in task * GROUPS_PER_TASK..((task + 1) * GROUPS_PER_TASK).min(groups) {
+                // SAFETY: each group's bytes are written by the one task that owns the group.
+                let dst = unsafe { dst.range(g * group_bytes, group_bytes) };
+                let n = width.min(rows - g * width);
+                let rows: [&[u8]; MAX_ROWS] = std::array::from_fn(|r| {
+                    let row = g * width + r.min(n - 1);
+                    &src[row * row_size..(row + 1) * row_size]
+                });
+                let rows = &rows[..n];
+                match layout {
+                    Layout::Q4_0x8 => pack_q4_0(dst, nb, width, rows),
+                    Layout::Q8_0x8 => pack_q8_0(dst, nb, width, rows),
+                    Layout::Q4_Kx8 => pack_q4_k(dst, nb, width, rows),
+                }
+            }
+        });
+        Some(Interleaved {
             layout,
             rows,
             cols,
             width,
             groups,
             group_bytes,
-            data: Buf::zeroed(groups * group_bytes),
-        };
-        for g in 0..groups {
-            let dst = p.group_mut(g);
-            let n = width.min(rows - g * width);
-            let rows: [&[u8]; MAX_ROWS] = std::array::from_fn(|r| {
-                let row = g * width + r.min(n - 1);
-                &src[row * row_size..(row + 1) * row_size]
-            });
-            let rows = &rows[..n];
-            match layout {
-                Layout::Q4_0x8 => pack_q4_0(dst, nb, width, rows),
-                Layout::Q8_0x8 => pack_q8_0(dst, nb, width, rows),
-                Layout::Q4_Kx8 => pack_q4_k(dst, nb, width, rows),
-            }
-        }
-        Some(p)
+            data,
+        })
     }
 
     fn bytes(&self) -> &[u8] {
         self.data.bytes()
-    }
-    fn group_mut(&mut self, g: usize) -> &mut [u8] {
-        let gb = self.group_bytes;
-        &mut self.data.bytes_mut()[g * gb..(g + 1) * gb]
     }
     /// The bytes of group `g` (rows `width · g ..`).
     pub fn group(&self, g: usize) -> &[u8] {
@@ -410,6 +428,36 @@ pub type GroupKernel = fn(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mu
 /// A float-row kernel: `out[t][r]` = row `w[r]` (up to four, f16 bytes) · `x[t]` (up to
 /// [`MAX_TOKENS`] f32 rows), all `n` values long (`n` a multiple of 8).
 pub type RowsKernel = fn(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]);
+
+/// A Q8_0 row kernel: `out[t][r]` = Q8_0 row `w[r]` (up to four, ggml's row layout, `nb` blocks)
+/// · activation `acts[t]` (up to [`MAX_TOKENS`], [`ActKind::Q8_0`] rows).
+pub type Q8RowsKernel =
+    fn(w: &[&[u8]], acts: &[ActRow<'_>], nb: usize, out: &mut [[f32; 4]; MAX_TOKENS]);
+
+/// Scalar Q8_0 row kernel (the reference): per block, the integer dot times both scales.
+pub fn q8_0_rows_scalar(
+    w: &[&[u8]],
+    acts: &[ActRow<'_>],
+    nb: usize,
+    out: &mut [[f32; 4]; MAX_TOKENS],
+) {
+    for (t, a) in acts.iter().enumerate() {
+        for (r, row) in w.iter().enumerate() {
+            let blocks = cast::<BlockQ8_0>(&row[..nb * std::mem::size_of::<BlockQ8_0>()]);
+            let mut s = 0f32;
+            for (b, blk) in blocks.iter().enumerate() {
+                let dot: i32 = blk
+                    .qs
+                    .iter()
+                    .zip(&a.qs[32 * b..32 * b + 32])
+                    .map(|(&w, &x)| w as i32 * x as i32)
+                    .sum();
+                s += dot as f32 * blk.d.to_f32() * a.d[b];
+            }
+            out[t][r] = s;
+        }
+    }
+}
 
 /// Scalar f16 row kernel (f64 accumulation, as the scalar `vec_dot`).
 pub fn f16_rows_scalar(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]) {

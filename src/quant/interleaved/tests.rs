@@ -236,3 +236,60 @@ fn packing_rejects_other_types_and_partial_blocks() {
     assert!(Interleaved::pack(GgmlType::Q5_0, 8, 32, 8, &[0; 8 * 22]).is_none());
     assert!(Interleaved::pack(GgmlType::Q4_K, 8, 32, 16, &[]).is_none());
 }
+
+/// The Q8_0 row kernels: the scalar one against `vec_dot_reference` on the same rows (including
+/// −128 quants), every build against the scalar one, for 1–4 rows and 1–4 tokens.
+#[test]
+fn q8_0_row_kernels_match_vec_dot() {
+    let builds = matrix_builds();
+    for c in cases().into_iter().filter(|c| c.ty == GgmlType::Q8_0) {
+        let acts = acts_of(ActKind::Q8_0, &c.x, c.cols, c.n);
+        let rs = c.ty.row_size(c.cols as u64).unwrap() as usize;
+        let nb = c.cols / QK;
+        let mut a = vec![0u8; GgmlType::Q8_0.row_size(c.cols as u64).unwrap() as usize];
+        for r0 in (0..c.rows).step_by(4) {
+            let nr = 4.min(c.rows - r0);
+            let w: Vec<&[u8]> = (r0..r0 + nr).map(|r| &c.w[r * rs..(r + 1) * rs]).collect();
+            for t0 in (0..c.n).step_by(MAX_TOKENS) {
+                let nt = MAX_TOKENS.min(c.n - t0);
+                let ar: Vec<ActRow<'_>> = (t0..t0 + nt).map(|t| acts.row(t)).collect();
+                let mut want = [[f32::NAN; 4]; MAX_TOKENS];
+                q8_0_rows_scalar(&w, &ar, nb, &mut want);
+                for t in 0..nt {
+                    let x = &c.x[(t0 + t) * c.cols..(t0 + t + 1) * c.cols];
+                    quant::quantize(GgmlType::Q8_0, x, &mut a).unwrap();
+                    for r in 0..nr {
+                        let exact = quant::vec_dot_reference(c.ty, c.cols, w[r], &a).unwrap();
+                        let tol = 2e-6 * magnitude(c.ty, w[r], x) + 1e-30;
+                        assert!(
+                            (want[t][r] - exact).abs() <= tol,
+                            "scalar q8_0 rows {}x{} t{t} r{r}: {} vs {exact}",
+                            c.rows,
+                            c.cols,
+                            want[t][r]
+                        );
+                    }
+                }
+                for b in &builds {
+                    let mut got = [[f32::NAN; 4]; MAX_TOKENS];
+                    (b.q8_0_rows)(&w, &ar, nb, &mut got);
+                    for t in 0..nt {
+                        let x = &c.x[(t0 + t) * c.cols..(t0 + t + 1) * c.cols];
+                        for r in 0..nr {
+                            let tol = 2e-6 * magnitude(c.ty, w[r], x) + 1e-30;
+                            assert!(
+                                (got[t][r] - want[t][r]).abs() <= tol,
+                                "{} q8_0 rows {}x{} t{t} r{r}: {} vs {}",
+                                b.name,
+                                c.rows,
+                                c.cols,
+                                got[t][r],
+                                want[t][r]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

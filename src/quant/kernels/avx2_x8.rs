@@ -48,6 +48,11 @@ pub(super) fn install(k: &mut Kernels) {
         (k.group_width, k.matrix_name) = (8, "avx2");
     }
     k.f16_rows = if avx512 { x16::f16_rows } else { f16_rows };
+    k.q8_0_rows = Some(if avx512 && is_x86_feature_detected!("avx512vnni") {
+        super::q8_rows::vnni::q8_0_rows
+    } else {
+        super::q8_rows::plain::q8_0_rows
+    });
 }
 
 /// Every build this CPU can run, for tests.
@@ -60,6 +65,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
         width: 8,
         group: [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8],
         f16_rows,
+        q8_0_rows: super::q8_rows::plain::q8_0_rows,
     }];
     if is_x86_feature_detected!("avxvnni") {
         v.push(MatrixBuild {
@@ -67,6 +73,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             width: 8,
             group: [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8],
             f16_rows,
+            q8_0_rows: super::q8_rows::plain::q8_0_rows,
         });
     }
     let avx512 = is_x86_feature_detected!("avx512f")
@@ -78,6 +85,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             width: 16,
             group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
             f16_rows: x16::f16_rows,
+            q8_0_rows: super::q8_rows::vnni::q8_0_rows,
         });
     }
     if avx512 {
@@ -90,6 +98,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
                 x16::plain::q4_kx16,
             ],
             f16_rows: x16::f16_rows,
+            q8_0_rows: super::q8_rows::plain::q8_0_rows,
         });
     }
     v

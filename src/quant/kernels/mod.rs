@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
-use crate::quant::interleaved::{self as il, GroupKernel, RowsKernel};
+use crate::quant::interleaved::{self as il, GroupKernel, Q8RowsKernel, RowsKernel};
 
 pub mod act;
 pub mod scalar;
@@ -23,6 +23,8 @@ mod avx2;
 mod avx2_x8;
 #[cfg(target_arch = "x86_64")]
 mod avx512_x16;
+#[cfg(target_arch = "x86_64")]
+mod q8_rows;
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -58,6 +60,9 @@ pub(crate) struct Kernels {
     pub q8_0x8: GroupKernel,
     pub q4_kx8: GroupKernel,
     pub f16_rows: RowsKernel,
+    /// Q8_0 rows as stored against a few activation rows, where a SIMD build exists: Q8_0
+    /// matrices are then not repacked at load (see `q8_rows.rs`).
+    pub q8_0_rows: Option<Q8RowsKernel>,
     /// `up[i] *= silu(gate[i])` (see [`act`]).
     pub silu_mul: act::SiluMul,
 }
@@ -87,6 +92,7 @@ impl Kernels {
         q8_0x8: il::q8_0_scalar::<8>,
         q4_kx8: il::q4_k_scalar::<8>,
         f16_rows: il::f16_rows_scalar,
+        q8_0_rows: None,
         silu_mul: act::silu_mul_scalar,
     };
 
@@ -139,6 +145,7 @@ pub(crate) struct MatrixBuild {
     /// Q4_0, Q8_0, Q4_K.
     pub group: [GroupKernel; 3],
     pub f16_rows: RowsKernel,
+    pub q8_0_rows: Q8RowsKernel,
 }
 
 /// Every build of the matrix kernels this CPU can run (the scalar ones first), for tests.
@@ -151,6 +158,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
         width: 8,
         group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
         f16_rows: s.f16_rows,
+        q8_0_rows: il::q8_0_rows_scalar,
     }];
     #[cfg(target_arch = "x86_64")]
     v.extend(avx2_x8::all_builds());
@@ -162,6 +170,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             width: best.group_width,
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
             f16_rows: best.f16_rows,
+            q8_0_rows: il::q8_0_rows_scalar,
         });
     }
     v
