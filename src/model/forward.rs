@@ -240,114 +240,144 @@ fn rope_apply(head: &mut [f32], rot: &[(f32, f32)], style: RopeStyle) {
     }
 }
 
-/// Attention of one token's query heads `q` (`group` heads sharing one KV head, `hd` each) over
-/// keys `0..n_keys` of one KV head; results to `out` (`group × hd`).
+/// Attention of a block of query rows that share one KV head: `group` query heads of each of
+/// consecutive tokens. Row `r` is head `r % group` of the block's token `r / group`, which sees
+/// keys `0..n_keys + r / group` (causal).
 struct AttnArgs<'a> {
     kv: &'a KvCache,
     layer: usize,
     kvh: usize,
+    /// Keys the block's first token sees.
     n_keys: usize,
+    /// Query heads per token (sharing the KV head).
+    group: usize,
     scale: f32,
+    /// ALiBi slopes of the `group` heads (empty: none).
     slopes: &'a [f32],
     f16_rows: RowsKernel,
 }
 
-fn attend(a: &AttnArgs<'_>, q: &[f32], out: &mut [f32], scores: &mut [f32]) {
+impl AttnArgs<'_> {
+    /// Keys row `r` sees.
+    fn keys(&self, r: usize) -> usize {
+        self.n_keys + r / self.group
+    }
+}
+
+/// Scores and results of `rows` query rows; row `r` is `q[(r / group) * q_stride + (r % group) *
+/// hd..][..hd]` (consecutive tokens `q_stride` apart). Results go to `out` (`rows × hd`), scores use
+/// `scores` (at least `rows × keys(rows - 1).next_multiple_of(8)`).
+///
+/// The f16 path hands the row kernel four query rows at a time (the heads of a GQA group, or the
+/// same head of consecutive tokens), so every key and value row loaded serves up to four queries.
+/// Each four-row chunk is computed up to the keys of its last row; a row's keys past its own count
+/// get weight zero after its softmax.
+fn attend(
+    a: &AttnArgs<'_>,
+    q: &[f32],
+    q_stride: usize,
+    rows: usize,
+    out: &mut [f32],
+    scores: &mut [f32],
+) {
+    const C: usize = il::MAX_TOKENS;
     let hd = a.kv.head_dim;
-    let group = q.len() / hd;
-    let n = a.n_keys;
-    let stride = n.next_multiple_of(8);
-    let scores = &mut scores[..group * stride];
+    let group = a.group;
+    let q_row = |r: usize| &q[(r / group) * q_stride + (r % group) * hd..][..hd];
+    let stride = a.keys(rows - 1).next_multiple_of(8);
+    let scores = &mut scores[..rows * stride];
     let k_base = a.kvh * a.kv.n_ctx * hd;
     let v_base = a.kvh * hd * a.kv.v_stride;
     let vs = a.kv.v_stride;
     // Scores.
     match &a.kv.k[a.layer] {
         KvBuf::F16(kb) if hd.is_multiple_of(8) => {
-            let kbytes = f16_bytes(&kb[k_base..k_base + n * hd]);
-            for g0 in (0..group).step_by(il::MAX_TOKENS) {
-                let ng = il::MAX_TOKENS.min(group - g0);
-                let qs: [&[f32]; il::MAX_TOKENS] =
-                    std::array::from_fn(|i| &q[(g0 + i.min(ng - 1)) * hd..][..hd]);
-                let mut res = [[0f32; 4]; il::MAX_TOKENS];
+            let kbytes = f16_bytes(&kb[k_base..k_base + a.keys(rows - 1) * hd]);
+            for r0 in (0..rows).step_by(C) {
+                let nr = C.min(rows - r0);
+                let n = a.keys(r0 + nr - 1);
+                let qs: [&[f32]; C] = std::array::from_fn(|i| q_row(r0 + i.min(nr - 1)));
+                let mut res = [[0f32; 4]; C];
                 for j0 in (0..n).step_by(4) {
                     let nj = 4.min(n - j0);
                     let ks: [&[u8]; 4] =
                         std::array::from_fn(|i| &kbytes[(j0 + i.min(nj - 1)) * hd * 2..][..hd * 2]);
-                    (a.f16_rows)(&ks[..nj], &qs[..ng], hd, &mut res);
-                    for (i, r) in res.iter().enumerate().take(ng) {
-                        scores[(g0 + i) * stride + j0..][..nj].copy_from_slice(&r[..nj]);
+                    (a.f16_rows)(&ks[..nj], &qs[..nr], hd, &mut res);
+                    for (i, rr) in res.iter().enumerate().take(nr) {
+                        scores[(r0 + i) * stride + j0..][..nj].copy_from_slice(&rr[..nj]);
                     }
                 }
             }
         }
         KvBuf::F16(kb) => {
-            for g in 0..group {
-                let qh = &q[g * hd..(g + 1) * hd];
-                for j in 0..n {
+            for r in 0..rows {
+                let qh = q_row(r);
+                for j in 0..a.keys(r) {
                     let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
-                    scores[g * stride + j] = k.iter().zip(qh).map(|(k, q)| k.to_f32() * q).sum();
+                    scores[r * stride + j] = k.iter().zip(qh).map(|(k, q)| k.to_f32() * q).sum();
                 }
             }
         }
         KvBuf::F32(kb) => {
-            for g in 0..group {
-                let qh = &q[g * hd..(g + 1) * hd];
-                for j in 0..n {
+            for r in 0..rows {
+                let qh = q_row(r);
+                for j in 0..a.keys(r) {
                     let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
-                    scores[g * stride + j] = k.iter().zip(qh).map(|(k, q)| k * q).sum();
+                    scores[r * stride + j] = k.iter().zip(qh).map(|(k, q)| k * q).sum();
                 }
             }
         }
     }
-    for g in 0..group {
-        let row = &mut scores[g * stride..g * stride + n];
-        let slope = a.slopes.get(g).copied().unwrap_or(0.0);
+    for r in 0..rows {
+        let n = a.keys(r);
+        let (row, masked) = scores[r * stride..(r + 1) * stride].split_at_mut(n);
+        let slope = a.slopes.get(r % group).copied().unwrap_or(0.0);
         for (j, s) in row.iter_mut().enumerate() {
             *s = *s * a.scale + slope * j as f32;
         }
         ops::softmax(row);
+        masked.fill(0.0);
     }
-    // Weighted sum of values: out[g][d] = Σ_j p[g][j] · V[d][j].
+    // Weighted sum of values: out[r][d] = Σ_j p[r][j] · V[d][j].
     match &a.kv.v[a.layer] {
         KvBuf::F16(vb) => {
-            let n8 = n / 8 * 8;
             let vbytes = f16_bytes(&vb[v_base..v_base + hd * vs]);
-            for g0 in (0..group).step_by(il::MAX_TOKENS) {
-                let ng = il::MAX_TOKENS.min(group - g0);
-                let ps: [&[f32]; il::MAX_TOKENS] =
-                    std::array::from_fn(|i| &scores[(g0 + i.min(ng - 1)) * stride..][..n8]);
-                let mut res = [[0f32; 4]; il::MAX_TOKENS];
+            for r0 in (0..rows).step_by(C) {
+                let nr = C.min(rows - r0);
+                // Rows of the chunk see at most n keys; the others' weights are zero past theirs.
+                let n = a.keys(r0 + nr - 1);
+                let n8 = n / 8 * 8;
+                let ps: [&[f32]; C] =
+                    std::array::from_fn(|i| &scores[(r0 + i.min(nr - 1)) * stride..][..n8]);
+                let mut res = [[0f32; 4]; C];
                 for d0 in (0..hd).step_by(4) {
                     let nd = 4.min(hd - d0);
                     let vr: [&[u8]; 4] =
                         std::array::from_fn(|i| &vbytes[(d0 + i.min(nd - 1)) * vs * 2..][..n8 * 2]);
                     if n8 > 0 {
-                        (a.f16_rows)(&vr[..nd], &ps[..ng], n8, &mut res);
+                        (a.f16_rows)(&vr[..nd], &ps[..nr], n8, &mut res);
                     } else {
-                        res = [[0f32; 4]; il::MAX_TOKENS];
+                        res = [[0f32; 4]; C];
                     }
-                    for (gi, rg) in res.iter().enumerate().take(ng) {
-                        let g = g0 + gi;
-                        for (di, &r) in rg.iter().enumerate().take(nd) {
+                    for (i, rr) in res.iter().enumerate().take(nr) {
+                        let p = &scores[(r0 + i) * stride..];
+                        for (di, &x) in rr.iter().enumerate().take(nd) {
                             let d = d0 + di;
-                            let mut s = r;
                             let vrow = &vb[v_base + d * vs..];
-                            for j in n8..n {
-                                s += scores[g * stride + j] * vrow[j].to_f32();
-                            }
-                            out[g * hd + d] = s;
+                            let tail: f32 = (n8..n).map(|j| p[j] * vrow[j].to_f32()).sum();
+                            out[(r0 + i) * hd + d] = x + tail;
                         }
                     }
                 }
             }
         }
         KvBuf::F32(vb) => {
-            for g in 0..group {
-                let p = &scores[g * stride..g * stride + n];
+            for r in 0..rows {
+                let n = a.keys(r);
+                let p = &scores[r * stride..r * stride + n];
                 for d in 0..hd {
                     let vrow = &vb[v_base + d * vs..v_base + d * vs + n];
-                    out[g * hd + d] = p.iter().zip(vrow).map(|(p, v)| p * v).sum();
+                    out[r * hd + d] = p.iter().zip(vrow).map(|(p, v)| p * v).sum();
                 }
             }
         }
@@ -426,7 +456,10 @@ pub fn forward(
     let scale = 1.0 / (hd as f32).sqrt();
     let group = spec.n_head / spec.n_head_kv;
     let threads = pool.threads();
-    let score_len = group * (pos0 + n).next_multiple_of(8);
+    // Attention rows per task: about eight (consecutive tokens of one head, or the heads of a
+    // GQA group), so the f16 row kernel gets four query rows per key it loads.
+    let block = (8 / group).clamp(1, n);
+    let score_len = block * group * ((pos0 + n).next_multiple_of(8) + hd);
     grow(&mut s.scores, threads * score_len);
     let f16_rows = il::f16_rows_kernel();
     for (il, layer) in w.layers.iter().enumerate() {
@@ -484,31 +517,36 @@ pub fn forward(
                 &s.v[t * kvd..(t + 1) * kvd],
             );
         }
-        // Attention: one task per (token, KV head), covering the query heads that share it.
+        // Attention: one task per (block of consecutive tokens, KV head), covering the query
+        // heads that share the KV head; the blocks of the latest tokens (the most keys) first.
         let heads = SharedMut::new(grow(&mut s.heads, n * qd));
-        let scores = SharedMut::new(&mut s.scores[..threads * score_len]);
+        let scratch = SharedMut::new(&mut s.scores[..threads * score_len]);
         let q = &s.q[..n * qd];
         let kvr = &*kv;
-        pool.run(n * spec.n_head_kv, |task, thread| {
-            let (t, kvh) = (task / spec.n_head_kv, task % spec.n_head_kv);
+        let n_blocks = n.div_ceil(block);
+        pool.run(n_blocks * spec.n_head_kv, |task, thread| {
+            let kvh = task % spec.n_head_kv;
+            let t0 = (n_blocks - 1 - task / spec.n_head_kv) * block;
+            let nt = block.min(n - t0);
             let args = AttnArgs {
                 kv: kvr,
                 layer: il,
                 kvh,
-                n_keys: pos0 + t + 1,
+                n_keys: pos0 + t0 + 1,
+                group,
                 scale,
                 slopes: alibi.get(kvh * group..(kvh + 1) * group).unwrap_or(&[]),
                 f16_rows,
             };
-            let at = t * qd + kvh * group * hd;
-            // SAFETY: this task owns the output heads of (t, kvh); `thread` owns its scores.
-            let (out, sc) = unsafe {
-                (
-                    heads.range(at, group * hd),
-                    scores.range(thread * score_len, score_len),
-                )
-            };
-            attend(&args, &q[at..at + group * hd], out, sc);
+            // SAFETY: `thread` owns its part of the scratch.
+            let sc = unsafe { scratch.range(thread * score_len, score_len) };
+            let (sc, out) = sc.split_at_mut(score_len - block * group * hd);
+            let at = t0 * qd + kvh * group * hd;
+            attend(&args, &q[at..], qd, nt * group, out, sc);
+            for (i, o) in out.chunks_exact(group * hd).take(nt).enumerate() {
+                // SAFETY: this task owns the output heads of (t0 + i, kvh).
+                unsafe { heads.range(at + i * qd, group * hd) }.copy_from_slice(o);
+            }
         });
         let attn = grow(&mut s.attn, n * d);
         linear(
