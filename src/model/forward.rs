@@ -606,3 +606,147 @@ pub fn logits(pool: &Pool, s: &mut Scratch, spec: &Spec, w: &Weights, hidden: &[
     linear(pool, &mut s.mat, &w.output, hidden, n, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// A cache of one layer with random keys and values at every position.
+    fn random_cache(ty: KvType, n_ctx: usize, hd: usize, nkv: usize, seed: &mut u64) -> KvCache {
+        let v_stride = n_ctx.next_multiple_of(8);
+        let mut kv = KvCache {
+            n_ctx,
+            v_stride,
+            head_dim: hd,
+            n_head_kv: nkv,
+            k: vec![KvBuf::new(ty, n_ctx * nkv * hd)],
+            v: vec![KvBuf::new(ty, v_stride * nkv * hd)],
+        };
+        for pos in 0..n_ctx {
+            let k: Vec<f32> = (0..nkv * hd).map(|_| rng(seed) * 2.0).collect();
+            let v: Vec<f32> = (0..nkv * hd).map(|_| rng(seed)).collect();
+            kv.store(0, pos, &k, &v);
+        }
+        kv
+    }
+
+    /// Plain attention of one query head over keys `0..n` of `kvh` (f64, from the stored values).
+    fn reference(
+        kv: &KvCache,
+        kvh: usize,
+        q: &[f32],
+        n: usize,
+        scale: f32,
+        slope: f32,
+    ) -> Vec<f32> {
+        let hd = kv.head_dim;
+        let key = |j: usize, d: usize| match &kv.k[0] {
+            KvBuf::F16(b) => b[(kvh * kv.n_ctx + j) * hd + d].to_f64(),
+            KvBuf::F32(b) => b[(kvh * kv.n_ctx + j) * hd + d] as f64,
+        };
+        let val = |j: usize, d: usize| match &kv.v[0] {
+            KvBuf::F16(b) => b[(kvh * hd + d) * kv.v_stride + j].to_f64(),
+            KvBuf::F32(b) => b[(kvh * hd + d) * kv.v_stride + j] as f64,
+        };
+        let s: Vec<f64> = (0..n)
+            .map(|j| {
+                let dot: f64 = (0..hd).map(|d| q[d] as f64 * key(j, d)).sum();
+                dot * scale as f64 + slope as f64 * j as f64
+            })
+            .collect();
+        let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        (0..hd)
+            .map(|d| ((0..n).map(|j| e[j] * val(j, d)).sum::<f64>() / sum) as f32)
+            .collect()
+    }
+
+    /// A block of several tokens gives what one token at a time gives, and both match the plain
+    /// reference: GQA groups, ALiBi slopes, tokens after cached ones (pos0 > 0), odd token counts,
+    /// head sizes with and without the f16 row kernel, f16 and f32 caches.
+    #[test]
+    fn batched_attention_matches_one_token_at_a_time() {
+        let mut seed = 7u64;
+        // (kv type, head_dim, kv heads, group, alibi, pos0, tokens)
+        let cases = [
+            (KvType::F16, 64, 2, 1, false, 0, 9),
+            (KvType::F16, 64, 2, 1, false, 5, 7),
+            (KvType::F16, 16, 2, 3, true, 3, 5),
+            (KvType::F16, 8, 1, 4, true, 11, 13),
+            (KvType::F16, 24, 3, 2, false, 17, 3),
+            (KvType::F16, 12, 2, 2, true, 4, 5),
+            (KvType::F32, 16, 2, 4, true, 6, 7),
+        ];
+        let f16_rows = il::f16_rows_kernel();
+        for &(ty, hd, nkv, group, alibi, pos0, nt) in &cases {
+            let kv = random_cache(ty, pos0 + nt + 3, hd, nkv, &mut seed);
+            let qd = nkv * group * hd;
+            let q: Vec<f32> = (0..nt * qd).map(|_| rng(&mut seed)).collect();
+            let slopes: Vec<f32> = (0..nkv * group)
+                .map(|h| {
+                    if alibi {
+                        0.5f32.powi(h as i32 + 1)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let scale = 1.0 / (hd as f32).sqrt();
+            let rows = nt * group;
+            let mut scores = vec![f32::NAN; rows * (pos0 + nt).next_multiple_of(8)];
+            for kvh in 0..nkv {
+                let args = |n_keys: usize| AttnArgs {
+                    kv: &kv,
+                    layer: 0,
+                    kvh,
+                    n_keys,
+                    group,
+                    scale,
+                    slopes: if alibi {
+                        &slopes[kvh * group..(kvh + 1) * group]
+                    } else {
+                        &[]
+                    },
+                    f16_rows,
+                };
+                let at = kvh * group * hd;
+                let mut batched = vec![f32::NAN; rows * hd];
+                attend(
+                    &args(pos0 + 1),
+                    &q[at..],
+                    qd,
+                    rows,
+                    &mut batched,
+                    &mut scores,
+                );
+                for t in 0..nt {
+                    let mut one = vec![f32::NAN; group * hd];
+                    let qt = &q[t * qd + at..];
+                    attend(&args(pos0 + t + 1), qt, qd, group, &mut one, &mut scores);
+                    for g in 0..group {
+                        let got = &batched[(t * group + g) * hd..][..hd];
+                        let slope = slopes[kvh * group + g];
+                        let want =
+                            reference(&kv, kvh, &qt[g * hd..][..hd], pos0 + t + 1, scale, slope);
+                        for d in 0..hd {
+                            let (b, o, w) = (got[d], one[g * hd + d], want[d]);
+                            assert!(
+                                (b - o).abs() <= 1e-5 && (b - w).abs() <= 1e-4,
+                                "{ty:?} hd={hd} group={group} kvh={kvh} t={t} g={g} d={d}: \
+                                 batched {b} one {o} reference {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
