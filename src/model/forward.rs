@@ -47,7 +47,6 @@ pub struct KvCache {
     /// Positions per value row (`n_ctx` rounded up to a multiple of 8).
     v_stride: usize,
     head_dim: usize,
-    n_head_kv: usize,
     k: Vec<KvBuf>,
     v: Vec<KvBuf>,
 }
@@ -59,7 +58,6 @@ impl KvCache {
             n_ctx,
             v_stride,
             head_dim: spec.head_dim,
-            n_head_kv: spec.n_head_kv,
             k: (0..spec.n_layer)
                 .map(|_| KvBuf::new(ty, n_ctx * spec.kv_dim()))
                 .collect(),
@@ -71,38 +69,111 @@ impl KvCache {
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
     }
+}
 
-    /// Stores the keys and values (`kv_dim` each) of position `pos` in layer `il`.
-    fn store(&mut self, il: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let (hd, nkv, n_ctx, vs) = (self.head_dim, self.n_head_kv, self.n_ctx, self.v_stride);
-        for h in 0..nkv {
-            let ks = &k[h * hd..(h + 1) * hd];
-            let kat = (h * n_ctx + pos) * hd;
-            match &mut self.k[il] {
-                // Slice conversions use F16C when the CPU has it (one call per head, not one
-                // per value); rounding is to nearest even either way.
-                KvBuf::F16(b) => b[kat..kat + hd].convert_from_f32_slice(ks),
-                KvBuf::F32(b) => b[kat..kat + hd].copy_from_slice(ks),
-            }
-            let vsrc = &v[h * hd..(h + 1) * hd];
-            match &mut self.v[il] {
-                KvBuf::F16(b) => {
-                    let mut tmp = [f16::ZERO; 64];
-                    for (c, chunk) in vsrc.chunks(64).enumerate() {
-                        let tmp = &mut tmp[..chunk.len()];
-                        tmp.convert_from_f32_slice(chunk);
-                        for (i, &x) in tmp.iter().enumerate() {
-                            b[(h * hd + 64 * c + i) * vs + pos] = x;
+/// One layer's key and value buffers, shared by the tasks storing different KV heads.
+enum LayerKv {
+    F16(SharedMut<f16>, SharedMut<f16>),
+    F32(SharedMut<f32>, SharedMut<f32>),
+}
+
+impl KvCache {
+    fn layer_mut(&mut self, il: usize) -> LayerKv {
+        match (&mut self.k[il], &mut self.v[il]) {
+            (KvBuf::F16(k), KvBuf::F16(v)) => LayerKv::F16(SharedMut::new(k), SharedMut::new(v)),
+            (KvBuf::F32(k), KvBuf::F32(v)) => LayerKv::F32(SharedMut::new(k), SharedMut::new(v)),
+            _ => unreachable!("keys and values share one type"),
+        }
+    }
+
+    /// Stores the keys and values of KV head `h` for positions `pos0..pos0 + n`, token `t`'s
+    /// being `k.get(t, h)` and `v.get(t, h)`. The head's keys are one contiguous range and its
+    /// values `head_dim` rows of their own, so tasks storing different heads touch disjoint memory.
+    ///
+    /// # Safety
+    /// `dst` is this cache's [`KvCache::layer_mut`]; no other task uses head `h` of that layer nor
+    /// rows `(t, h)` of `k` and `v` meanwhile.
+    unsafe fn store_head(
+        &self,
+        dst: &LayerKv,
+        h: usize,
+        pos0: usize,
+        n: usize,
+        k: &Heads,
+        v: &Heads,
+    ) {
+        const CHUNK: usize = 64;
+        let (hd, vs) = (self.head_dim, self.v_stride);
+        let kat = (h * self.n_ctx + pos0) * hd;
+        let vat = h * hd * vs;
+        match dst {
+            LayerKv::F16(kb, vb) => {
+                let kd = kb.range(kat, n * hd);
+                for t in 0..n {
+                    // Slice conversions use F16C when the CPU has it; rounding is to nearest
+                    // even either way.
+                    kd[t * hd..(t + 1) * hd].convert_from_f32_slice(k.get(t, h));
+                }
+                let vd = vb.range(vat, hd * vs);
+                if n >= 8 {
+                    // A batch: gather each value dimension over up to 64 tokens and convert
+                    // them with one call into their contiguous run of the transposed row.
+                    let mut tmp = [0f32; CHUNK];
+                    for t0 in (0..n).step_by(CHUNK) {
+                        let m = CHUNK.min(n - t0);
+                        let rows: [&[f32]; CHUNK] =
+                            std::array::from_fn(|i| &*v.get(t0 + i.min(m - 1), h));
+                        for dd in 0..hd {
+                            for (x, r) in tmp.iter_mut().zip(&rows[..m]) {
+                                *x = r[dd];
+                            }
+                            vd[dd * vs + pos0 + t0..][..m].convert_from_f32_slice(&tmp[..m]);
+                        }
+                    }
+                } else {
+                    let mut tmp = [f16::ZERO; CHUNK];
+                    for t in 0..n {
+                        for (c, chunk) in v.get(t, h).chunks(CHUNK).enumerate() {
+                            let tmp = &mut tmp[..chunk.len()];
+                            tmp.convert_from_f32_slice(chunk);
+                            for (i, &x) in tmp.iter().enumerate() {
+                                vd[(CHUNK * c + i) * vs + pos0 + t] = x;
+                            }
                         }
                     }
                 }
-                KvBuf::F32(b) => {
-                    for (dd, &x) in vsrc.iter().enumerate() {
-                        b[(h * hd + dd) * vs + pos] = x;
+            }
+            LayerKv::F32(kb, vb) => {
+                let kd = kb.range(kat, n * hd);
+                let vd = vb.range(vat, hd * vs);
+                for t in 0..n {
+                    kd[t * hd..(t + 1) * hd].copy_from_slice(k.get(t, h));
+                    for (dd, &x) in v.get(t, h).iter().enumerate() {
+                        vd[dd * vs + pos0 + t] = x;
                     }
                 }
             }
         }
+    }
+}
+
+/// Head vectors of the batch's tokens inside a buffer shared by the tasks of one step: token
+/// `t`'s head `h` is `hd` values at `t * stride + off + h * hd`.
+#[derive(Clone, Copy)]
+struct Heads {
+    buf: SharedMut<f32>,
+    stride: usize,
+    off: usize,
+    hd: usize,
+}
+
+impl Heads {
+    /// # Safety
+    /// No other live reference to `(t, h)` (see [`SharedMut::range`]).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, t: usize, h: usize) -> &mut [f32] {
+        self.buf
+            .range(t * self.stride + self.off + h * self.hd, self.hd)
     }
 }
 
@@ -169,6 +240,41 @@ fn rows_par(pool: &Pool, x: &mut [f32], width: usize, f: impl Fn(usize, &mut [f3
         for t in task * per..((task + 1) * per).min(n) {
             // SAFETY: row t belongs to this task only.
             f(t, unsafe { xs.range(t * width, width) });
+        }
+    });
+}
+
+/// Row `t` of two buffers (each row `width` long) processed by `f`, in parallel over the pool as
+/// [`rows_par`] decides.
+fn rows_par2(
+    pool: &Pool,
+    x: &mut [f32],
+    y: &mut [f32],
+    width: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) {
+    assert_eq!(x.len(), y.len(), "row counts");
+    let n = x.len() / width;
+    if n < 4 || x.len() < 16384 || pool.threads() == 1 {
+        for (t, (xr, yr)) in x
+            .chunks_exact_mut(width)
+            .zip(y.chunks_exact_mut(width))
+            .enumerate()
+        {
+            f(t, xr, yr);
+        }
+        return;
+    }
+    let tasks = (pool.threads() * 4).min(n);
+    let per = n.div_ceil(tasks);
+    let tasks = n.div_ceil(per);
+    let (xs, ys) = (SharedMut::new(x), SharedMut::new(y));
+    pool.run(tasks, |task, _| {
+        for t in task * per..((task + 1) * per).min(n) {
+            // SAFETY: row t belongs to this task only.
+            f(t, unsafe { xs.range(t * width, width) }, unsafe {
+                ys.range(t * width, width)
+            });
         }
     });
 }
@@ -389,11 +495,13 @@ fn f16_bytes(x: &[f16]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
 }
 
-fn ffn(pool: &Pool, spec: &Spec, layer: &Layer, s: &mut Scratch, n: usize) {
+/// The FFN of `s.f_in` (or of `s.a` when `in_a`) into `s.down`.
+fn ffn(pool: &Pool, spec: &Spec, layer: &Layer, s: &mut Scratch, n: usize, in_a: bool) {
     let ff = n * spec.n_ff;
     let up = grow(&mut s.up, ff);
     let gate = grow(&mut s.gate, ff);
-    let x = &s.f_in[..n * spec.n_embd];
+    let x = if in_a { &s.a } else { &s.f_in };
+    let x = &x[..n * spec.n_embd];
     match &layer.ffn_gate {
         Some(g) => {
             linear_multi(pool, &mut s.mat, &[g, &layer.ffn_up], x, n, &mut [gate, up]);
@@ -463,30 +571,33 @@ pub fn forward(
     grow(&mut s.scores, threads * score_len);
     let f16_rows = il::f16_rows_kernel();
     for (il, layer) in w.layers.iter().enumerate() {
-        let a = grow(&mut s.a, n * d);
-        a.copy_from_slice(&s.h[..n * d]);
-        norm_rows(pool, spec, &layer.attn_norm, a);
+        // The previous layer's residual (deferred to here) and this layer's attention norm, in one
+        // parallel pass over the rows.
+        {
+            let a = grow(&mut s.a, n * d);
+            let pending = pending_residual(spec, &s.attn, &s.down, n, il > 0);
+            rows_par2(pool, &mut s.h[..n * d], a, d, |t, h, a| {
+                add_rows(h, t, pending);
+                a.copy_from_slice(h);
+                norm_row(spec, &layer.attn_norm, a);
+            });
+        }
         let a = &s.a[..n * d];
-        // Q, K, V for every token of the batch.
-        match &layer.qkv {
+        // Q, K, V for every token of the batch, left where the product writes them: fused QKV
+        // rows are read in place (no split copies).
+        let (qv, kv_k, kv_v) = match &layer.qkv {
             Qkv::Fused(lin) => {
                 let width = qd + 2 * kvd;
                 let y = grow(&mut s.qkv, n * width);
                 linear(pool, &mut s.mat, lin, a, n, y);
-                if let Some(c) = spec.clamp_qkv {
-                    y.iter_mut().for_each(|x| *x = x.clamp(-c, c));
-                }
-                let (q, k, v) = (
-                    grow(&mut s.q, n * qd),
-                    grow(&mut s.k, n * kvd),
-                    grow(&mut s.v, n * kvd),
-                );
-                for t in 0..n {
-                    let r = &y[t * width..(t + 1) * width];
-                    q[t * qd..(t + 1) * qd].copy_from_slice(&r[..qd]);
-                    k[t * kvd..(t + 1) * kvd].copy_from_slice(&r[qd..qd + kvd]);
-                    v[t * kvd..(t + 1) * kvd].copy_from_slice(&r[qd + kvd..]);
-                }
+                let y = SharedMut::new(y);
+                let at = |off| Heads {
+                    buf: y,
+                    stride: width,
+                    off,
+                    hd,
+                };
+                (at(0), at(qd), at(qd + kvd))
             }
             Qkv::Separate { q, k, v } => {
                 let (qo, ko, vo) = (
@@ -495,34 +606,61 @@ pub fn forward(
                     grow(&mut s.v, n * kvd),
                 );
                 linear_multi(pool, &mut s.mat, &[q, k, v], a, n, &mut [qo, ko, vo]);
+                let at = |buf: &mut Vec<f32>, stride| Heads {
+                    buf: SharedMut::new(&mut buf[..n * stride]),
+                    stride,
+                    off: 0,
+                    hd,
+                };
+                (at(&mut s.q, qd), at(&mut s.k, kvd), at(&mut s.v, kvd))
             }
-        }
-        if let Some((half, style)) = rope {
-            let table = &s.rope;
-            let rot = |t: usize| &table[t * half..(t + 1) * half];
-            rows_par(pool, &mut s.q[..n * qd], qd, |t, row| {
-                row.chunks_exact_mut(hd)
-                    .for_each(|h| rope_apply(h, rot(t), style))
-            });
-            for (t, row) in s.k[..n * kvd].chunks_exact_mut(kvd).enumerate() {
-                row.chunks_exact_mut(hd)
-                    .for_each(|h| rope_apply(h, rot(t), style));
+        };
+        // One step for the rest of Q, K, V: a task per KV head (clamp, RoPE of K, storing K and V
+        // in the cache) and one per query head (clamp, RoPE of Q).
+        let clamp = match layer.qkv {
+            Qkv::Fused(_) => spec.clamp_qkv,
+            Qkv::Separate { .. } => None,
+        };
+        let kv_dst = kv.layer_mut(il);
+        let kvr = &*kv;
+        let table = &s.rope;
+        let prepare = |task: usize, _: usize| {
+            let rotate = |t: usize, x: &mut [f32]| {
+                if let Some(c) = clamp {
+                    x.iter_mut().for_each(|x| *x = x.clamp(-c, c));
+                }
+                if let Some((half, style)) = rope {
+                    rope_apply(x, &table[t * half..(t + 1) * half], style);
+                }
+            };
+            // SAFETY: task `h` (< n_head_kv) owns head h of K, V and of the layer's cache; task
+            // `n_head_kv + h` owns query head h.
+            unsafe {
+                if task < spec.n_head_kv {
+                    for t in 0..n {
+                        rotate(t, kv_k.get(t, task));
+                        if let Some(c) = clamp {
+                            let v = kv_v.get(t, task);
+                            v.iter_mut().for_each(|x| *x = x.clamp(-c, c));
+                        }
+                    }
+                    kvr.store_head(&kv_dst, task, pos0, n, &kv_k, &kv_v);
+                } else {
+                    let h = task - spec.n_head_kv;
+                    (0..n).for_each(|t| rotate(t, qv.get(t, h)));
+                }
             }
-        }
-        for t in 0..n {
-            kv.store(
-                il,
-                pos0 + t,
-                &s.k[t * kvd..(t + 1) * kvd],
-                &s.v[t * kvd..(t + 1) * kvd],
-            );
+        };
+        let prep_tasks = spec.n_head_kv + spec.n_head;
+        if n < 4 {
+            (0..prep_tasks).for_each(|task| prepare(task, 0));
+        } else {
+            pool.run(prep_tasks, prepare);
         }
         // Attention: one task per (block of consecutive tokens, KV head), covering the query
         // heads that share the KV head; the blocks of the latest tokens (the most keys) first.
         let heads = SharedMut::new(grow(&mut s.heads, n * qd));
         let scratch = SharedMut::new(&mut s.scores[..threads * score_len]);
-        let q = &s.q[..n * qd];
-        let kvr = &*kv;
         let n_blocks = n.div_ceil(block);
         pool.run(n_blocks * spec.n_head_kv, |task, thread| {
             let kvh = task % spec.n_head_kv;
@@ -538,14 +676,18 @@ pub fn forward(
                 slopes: alibi.get(kvh * group..(kvh + 1) * group).unwrap_or(&[]),
                 f16_rows,
             };
-            // SAFETY: `thread` owns its part of the scratch.
-            let sc = unsafe { scratch.range(thread * score_len, score_len) };
-            let (sc, out) = sc.split_at_mut(score_len - block * group * hd);
-            let at = t0 * qd + kvh * group * hd;
-            attend(&args, &q[at..], qd, nt * group, out, sc);
-            for (i, o) in out.chunks_exact(group * hd).take(nt).enumerate() {
-                // SAFETY: this task owns the output heads of (t0 + i, kvh).
-                unsafe { heads.range(at + i * qd, group * hd) }.copy_from_slice(o);
+            // SAFETY: `thread` owns its part of the scratch; the query rows are only read in this
+            // step; this task owns the output heads of (t0.., kvh).
+            unsafe {
+                let sc = scratch.range(thread * score_len, score_len);
+                let (sc, out) = sc.split_at_mut(score_len - block * group * hd);
+                let q = qv.buf.shared();
+                let at = t0 * qv.stride + qv.off + kvh * group * hd;
+                attend(&args, &q[at..], qv.stride, nt * group, out, sc);
+                for (i, o) in out.chunks_exact(group * hd).take(nt).enumerate() {
+                    let at = (t0 + i) * qd + kvh * group * hd;
+                    heads.range(at, group * hd).copy_from_slice(o);
+                }
             }
         });
         let attn = grow(&mut s.attn, n * d);
@@ -557,46 +699,75 @@ pub fn forward(
             n,
             attn,
         );
-        match spec.residual {
-            Residual::Sequential => {
-                let h = &mut s.h[..n * d];
-                h.iter_mut()
-                    .zip(&s.attn[..n * d])
-                    .for_each(|(x, y)| *x += y);
+        // The FFN's input: after the attention residual (sequential) or beside it (parallel).
+        let ffn_in_a = match (spec.residual, &layer.ffn_norm) {
+            (Residual::Sequential, fnorm) => {
+                let fnorm = fnorm.as_ref().expect("checked at load");
+                let attn = &s.attn[..n * d];
                 let f_in = grow(&mut s.f_in, n * d);
-                f_in.copy_from_slice(h);
-                norm_rows(
-                    pool,
-                    spec,
-                    layer.ffn_norm.as_ref().expect("checked at load"),
-                    f_in,
-                );
-                ffn(pool, spec, layer, s, n);
-                let h = &mut s.h[..n * d];
-                h.iter_mut()
-                    .zip(&s.down[..n * d])
-                    .for_each(|(x, y)| *x += y);
+                rows_par2(pool, &mut s.h[..n * d], f_in, d, |t, h, f| {
+                    h.iter_mut()
+                        .zip(&attn[t * d..(t + 1) * d])
+                        .for_each(|(x, y)| *x += y);
+                    f.copy_from_slice(h);
+                    norm_row(spec, fnorm, f);
+                });
+                false
             }
-            Residual::Parallel => {
+            (Residual::Parallel, Some(fnorm)) => {
                 let f_in = grow(&mut s.f_in, n * d);
-                match &layer.ffn_norm {
-                    Some(fnorm) => {
-                        f_in.copy_from_slice(&s.h[..n * d]);
-                        norm_rows(pool, spec, fnorm, f_in);
-                    }
-                    None => f_in.copy_from_slice(&s.a[..n * d]),
-                }
-                ffn(pool, spec, layer, s, n);
-                let h = &mut s.h[..n * d];
-                h.iter_mut()
-                    .zip(s.attn[..n * d].iter().zip(&s.down[..n * d]))
-                    .for_each(|(x, (y, z))| *x += y + z);
+                rows_par2(pool, &mut s.h[..n * d], f_in, d, |_, h, f| {
+                    f.copy_from_slice(h);
+                    norm_row(spec, fnorm, f);
+                });
+                false
             }
-        }
+            // Parallel residual without its own norm: the FFN reads the attention's input.
+            (Residual::Parallel, None) => true,
+        };
+        ffn(pool, spec, layer, s, n, ffn_in_a);
     }
+    // The last layer's residual and the final norm of the rows asked for.
+    let pending = pending_residual(spec, &s.attn, &s.down, n, !w.layers.is_empty());
     let mut out = s.h[first_row * d..n * d].to_vec();
-    norm_rows(pool, spec, &w.output_norm, &mut out);
+    rows_par(pool, &mut out, d, |t, row| {
+        add_rows(row, first_row + t, pending);
+        norm_row(spec, &w.output_norm, row);
+    });
     Ok(out)
+}
+
+/// The residual a layer leaves for the next pass over the hidden rows: its FFN output
+/// (sequential; the attention's was added before the FFN) or attention plus FFN output (parallel).
+fn pending_residual<'a>(
+    spec: &Spec,
+    attn: &'a [f32],
+    down: &'a [f32],
+    n: usize,
+    any: bool,
+) -> [Option<&'a [f32]>; 2] {
+    let d = spec.n_embd;
+    match (any, spec.residual) {
+        (false, _) => [None, None],
+        (true, Residual::Sequential) => [Some(&down[..n * d]), None],
+        (true, Residual::Parallel) => [Some(&attn[..n * d]), Some(&down[..n * d])],
+    }
+}
+
+/// Adds row `t` of each pending residual to `h`.
+fn add_rows(h: &mut [f32], t: usize, pending: [Option<&[f32]>; 2]) {
+    let d = h.len();
+    match pending {
+        [Some(x), Some(y)] => h
+            .iter_mut()
+            .zip(x[t * d..(t + 1) * d].iter().zip(&y[t * d..(t + 1) * d]))
+            .for_each(|(h, (x, y))| *h += x + y),
+        [Some(x), None] => h
+            .iter_mut()
+            .zip(&x[t * d..(t + 1) * d])
+            .for_each(|(h, x)| *h += x),
+        _ => {}
+    }
 }
 
 /// Logits of `rows` final hidden states.
@@ -625,14 +796,49 @@ mod tests {
             n_ctx,
             v_stride,
             head_dim: hd,
-            n_head_kv: nkv,
             k: vec![KvBuf::new(ty, n_ctx * nkv * hd)],
             v: vec![KvBuf::new(ty, v_stride * nkv * hd)],
         };
+        let mut k: Vec<f32> = (0..n_ctx * nkv * hd).map(|_| rng(seed) * 2.0).collect();
+        let mut v: Vec<f32> = (0..n_ctx * nkv * hd).map(|_| rng(seed)).collect();
+        let view = |buf: &mut Vec<f32>| Heads {
+            buf: SharedMut::new(buf),
+            stride: nkv * hd,
+            off: 0,
+            hd,
+        };
+        let (kh, vh) = (view(&mut k), view(&mut v));
+        let dst = kv.layer_mut(0);
+        for h in 0..nkv {
+            // Positions stored in two batches: one token, then the rest (both store paths).
+            // SAFETY: one store at a time; `k`, `v` and the cache outlive the views.
+            unsafe {
+                kv.store_head(&dst, h, 0, 1, &kh, &vh);
+                let rest = |x: &Heads| Heads {
+                    off: x.stride,
+                    ..*x
+                };
+                kv.store_head(&dst, h, 1, n_ctx - 1, &rest(&kh), &rest(&vh));
+            }
+        }
+        // Every key and value is where attention reads it, rounded to the cache's type.
+        let round = |x: f32| match ty {
+            KvType::F16 => f16::from_f32(x).to_f32(),
+            KvType::F32 => x,
+        };
+        let (kc, vc) = match (&kv.k[0], &kv.v[0]) {
+            (KvBuf::F16(k), KvBuf::F16(v)) => (k.to_f32_vec(), v.to_f32_vec()),
+            (KvBuf::F32(k), KvBuf::F32(v)) => (k.clone(), v.clone()),
+            _ => unreachable!(),
+        };
         for pos in 0..n_ctx {
-            let k: Vec<f32> = (0..nkv * hd).map(|_| rng(seed) * 2.0).collect();
-            let v: Vec<f32> = (0..nkv * hd).map(|_| rng(seed)).collect();
-            kv.store(0, pos, &k, &v);
+            for h in 0..nkv {
+                for d in 0..hd {
+                    let src = pos * nkv * hd + h * hd + d;
+                    assert_eq!(kc[(h * n_ctx + pos) * hd + d], round(k[src]));
+                    assert_eq!(vc[(h * hd + d) * v_stride + pos], round(v[src]));
+                }
+            }
         }
         kv
     }
