@@ -115,6 +115,13 @@ impl KvCache {
                     kd[t * hd..(t + 1) * hd].convert_from_f32_slice(k.get(t, h));
                 }
                 let vd = vb.range(vat, hd * vs);
+                // Zero the value columns from the batch's end to the next multiple of 8: the
+                // weighted sums read whole runs of 8 (with zero weights past the keys), and a
+                // stale non-finite value from an earlier sequence would turn 0 · x into NaN.
+                let end = pos0 + n;
+                for dd in 0..hd {
+                    vd[dd * vs + end..dd * vs + end.next_multiple_of(8)].fill(f16::ZERO);
+                }
                 if n >= 8 {
                     // A batch: gather each value dimension over up to 64 tokens and convert
                     // them with one call into their contiguous run of the transposed row.
@@ -450,9 +457,10 @@ fn attend(
             let vbytes = f16_bytes(&vb[v_base..v_base + hd * vs]);
             for r0 in (0..rows).step_by(C) {
                 let nr = C.min(rows - r0);
-                // Rows of the chunk see at most n keys; the others' weights are zero past theirs.
-                let n = a.keys(r0 + nr - 1);
-                let n8 = n / 8 * 8;
+                // Rows of the chunk see at most n keys, in whole runs of 8: weights are zero past
+                // each row's keys, and the values there are this batch's later tokens or zeros
+                // (`store_head` clears the columns up to the next multiple of 8).
+                let n8 = a.keys(r0 + nr - 1).next_multiple_of(8);
                 let ps: [&[f32]; C] =
                     std::array::from_fn(|i| &scores[(r0 + i.min(nr - 1)) * stride..][..n8]);
                 let mut res = [[0f32; 4]; C];
@@ -460,19 +468,9 @@ fn attend(
                     let nd = 4.min(hd - d0);
                     let vr: [&[u8]; 4] =
                         std::array::from_fn(|i| &vbytes[(d0 + i.min(nd - 1)) * vs * 2..][..n8 * 2]);
-                    if n8 > 0 {
-                        (a.f16_rows)(&vr[..nd], &ps[..nr], n8, &mut res);
-                    } else {
-                        res = [[0f32; 4]; C];
-                    }
+                    (a.f16_rows)(&vr[..nd], &ps[..nr], n8, &mut res);
                     for (i, rr) in res.iter().enumerate().take(nr) {
-                        let p = &scores[(r0 + i) * stride..];
-                        for (di, &x) in rr.iter().enumerate().take(nd) {
-                            let d = d0 + di;
-                            let vrow = &vb[v_base + d * vs..];
-                            let tail: f32 = (n8..n).map(|j| p[j] * vrow[j].to_f32()).sum();
-                            out[(r0 + i) * hd + d] = x + tail;
-                        }
+                        out[(r0 + i) * hd + d0..][..nd].copy_from_slice(&rr[..nd]);
                     }
                 }
             }
@@ -799,6 +797,12 @@ mod tests {
             k: vec![KvBuf::new(ty, n_ctx * nkv * hd)],
             v: vec![KvBuf::new(ty, v_stride * nkv * hd)],
         };
+        // Stale non-finite values everywhere first: attention must never weigh them, not even
+        // with weight zero (the padding past the last key up to a multiple of 8).
+        match &mut kv.v[0] {
+            KvBuf::F16(b) => b.fill(f16::NAN),
+            KvBuf::F32(b) => b.fill(f32::NAN),
+        }
         let mut k: Vec<f32> = (0..n_ctx * nkv * hd).map(|_| rng(seed) * 2.0).collect();
         let mut v: Vec<f32> = (0..n_ctx * nkv * hd).map(|_| rng(seed)).collect();
         let view = |buf: &mut Vec<f32>| Heads {
