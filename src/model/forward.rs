@@ -1,8 +1,11 @@
 //! The one decoder forward pass shared by every architecture (see `spec.rs` for what varies).
 //!
 //! Runs on the session's [`Pool`]: matrix products, attention and the element-wise work of a batch
-//! are split over its threads; everything in between runs on the calling thread. Every buffer lives
-//! in a [`Scratch`] owned by the session and reused, so evaluating a token allocates nothing but its
+//! are split over its threads. A layer of a prompt batch is a few parallel steps besides its
+//! products: residual add + norm (one pass over rows), clamp + RoPE + KV-cache stores (a task per
+//! head), attention (a task per block of tokens and KV head), residual add + FFN norm. Small batches
+//! (generation) run the element-wise steps inline on the calling thread. Every buffer lives in a
+//! [`Scratch`] owned by the session and reused, so evaluating a token allocates nothing but its
 //! result.
 
 use super::matmul::{linear, linear_multi, MatScratch};
