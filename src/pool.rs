@@ -239,6 +239,14 @@ impl<T> SharedMut<T> {
         assert!(start + len <= self.len, "range out of bounds");
         std::slice::from_raw_parts_mut(self.ptr.add(start), len)
     }
+    /// All elements, to read.
+    ///
+    /// # Safety
+    /// Nothing writes the slice while the result lives (e.g. a step that only reads it), and the
+    /// slice given to [`SharedMut::new`] outlives the result without being used otherwise.
+    pub(crate) unsafe fn shared(&self) -> &[T] {
+        std::slice::from_raw_parts(self.ptr, self.len)
+    }
 }
 
 /// Bytes of the largest CPU cache (the last level) as Linux reports it for CPU 0; 0 where unknown.

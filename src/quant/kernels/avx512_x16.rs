@@ -186,7 +186,12 @@ macro_rules! x16_build {
             let m4 = _mm512_set1_epi8(15);
             let mut acc = [_mm512_setzero_ps(); NT];
             for s in 0..ns {
-                let mut isum = [_mm512_setzero_si512(); NT];
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * s) as *const __m256i));
+                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.add(32 * s) as *const __m256i));
+                // Σ_sub sub-block dot · scale, in f32 with the row's d folded into the scales:
+                // a conversion and an FMA per sub-block and token instead of a 32-bit integer
+                // multiply (two uops on the port the dot products use).
+                let mut fsum = [_mm512_setzero_ps(); NT];
                 for c in 0..4 {
                     let p = qs.add(s * 2048 + 512 * c);
                     if NT == 1 {
@@ -209,28 +214,36 @@ macro_rules! x16_build {
                         let scv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
                             sc.add(s * 128 + 16 * sub) as *const __m128i
                         ));
+                        let scf = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), dw);
                         for t in 0..NT {
                             let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub);
                             let x = sum8_u!($mode, w, a);
-                            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(x, scv));
+                            fsum[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), scf, fsum[t]);
                         }
                     }
                 }
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * s) as *const __m256i));
-                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.add(32 * s) as *const __m256i));
+                // The mins of sub-blocks 2k and 2k+1 as a pair of i16 per lane, once for every
+                // token: each token's Σ_sub min · bsum is then four `madd_epi16` (its bsums,
+                // |Σ 32 q8| ≤ 4064, fit i16) instead of eight 32-bit multiplies.
+                let mpair: [__m512i; 4] = std::array::from_fn(|k| {
+                    let m0 = _mm_loadu_si128(mn.add(s * 128 + 32 * k) as *const __m128i);
+                    let m1 = _mm_loadu_si128(mn.add(s * 128 + 32 * k + 16) as *const __m128i);
+                    _mm512_cvtepu8_epi16(_mm256_set_m128i(
+                        _mm_unpackhi_epi8(m0, m1),
+                        _mm_unpacklo_epi8(m0, m1),
+                    ))
+                });
                 for t in 0..NT {
                     let a = &acts[t];
                     let mut msum = _mm512_setzero_si512();
-                    for sub in 0..8 {
-                        let mv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
-                            mn.add(s * 128 + 16 * sub) as *const __m128i
-                        ));
-                        let bs = _mm512_set1_epi32(*a.sum.get_unchecked(s * 8 + sub));
-                        msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(mv, bs));
+                    for (k, mp) in mpair.iter().enumerate() {
+                        let b0 = *a.sum.get_unchecked(s * 8 + 2 * k);
+                        let b1 = *a.sum.get_unchecked(s * 8 + 2 * k + 1);
+                        let bs = _mm512_set1_epi32((b0 & 0xffff) | (b1 << 16));
+                        msum = _mm512_add_epi32(msum, _mm512_madd_epi16(*mp, bs));
                     }
                     let da = _mm512_set1_ps(*a.d.get_unchecked(s));
-                    acc[t] =
-                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, da), acc[t]);
+                    acc[t] = _mm512_fmadd_ps(fsum[t], da, acc[t]);
                     acc[t] =
                         _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(mw, da), acc[t]);
                 }
