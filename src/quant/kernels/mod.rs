@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
-use crate::quant::interleaved::{self as il, GroupKernel, RowsKernel};
+use crate::quant::interleaved::{self as il, F16Gemm, GroupKernel, RowsKernel};
 
 pub mod act;
 pub mod scalar;
@@ -58,6 +58,8 @@ pub(crate) struct Kernels {
     pub q8_0x8: GroupKernel,
     pub q4_kx8: GroupKernel,
     pub f16_rows: RowsKernel,
+    /// The f16 GEMM for batches of tokens (None: `f16_rows` serves them).
+    pub f16_gemm: Option<F16Gemm>,
     /// `up[i] *= silu(gate[i])` (see [`act`]).
     pub silu_mul: act::SiluMul,
 }
@@ -87,6 +89,7 @@ impl Kernels {
         q8_0x8: il::q8_0_scalar::<8>,
         q4_kx8: il::q4_k_scalar::<8>,
         f16_rows: il::f16_rows_scalar,
+        f16_gemm: None,
         silu_mul: act::silu_mul_scalar,
     };
 
@@ -139,6 +142,7 @@ pub(crate) struct MatrixBuild {
     /// Q4_0, Q8_0, Q4_K.
     pub group: [GroupKernel; 3],
     pub f16_rows: RowsKernel,
+    pub f16_gemm: Option<F16Gemm>,
 }
 
 /// Every build of the matrix kernels this CPU can run (the scalar ones first), for tests.
@@ -151,6 +155,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
         width: 8,
         group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
         f16_rows: s.f16_rows,
+        f16_gemm: None,
     }];
     #[cfg(target_arch = "x86_64")]
     v.extend(avx2_x8::all_builds());
@@ -162,6 +167,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             width: best.group_width,
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
             f16_rows: best.f16_rows,
+            f16_gemm: best.f16_gemm,
         });
     }
     v
