@@ -239,6 +239,12 @@ impl<T> SharedMut<T> {
         assert!(start + len <= self.len, "range out of bounds");
         std::slice::from_raw_parts_mut(self.ptr.add(start), len)
     }
+    /// A pointer to element `start`, for writes to elements of `start..start + span` that the
+    /// caller's task owns (they need not be contiguous).
+    pub(crate) fn ptr_in(&self, start: usize, span: usize) -> *mut T {
+        assert!(start + span <= self.len, "range out of bounds");
+        self.ptr.wrapping_add(start)
+    }
     /// All elements, to read.
     ///
     /// # Safety

@@ -459,6 +459,47 @@ pub fn q8_0_rows_scalar(
     }
 }
 
+/// The widest weight panel ([`F16Gemm::mr`]) of any build.
+pub const GEMM_MAX_MR: usize = 32;
+
+/// A register-tiled f16 × f32 matrix product for batches of tokens (prompt processing), used by
+/// `model::matmul`: weight rows are converted once per batch into f32 panels, then a micro-kernel
+/// multiplies a panel with `nr` tokens per call without any conversion in its inner loop.
+#[derive(Clone, Copy)]
+pub struct F16Gemm {
+    /// Weight rows per panel (a multiple of the register width, at most [`GEMM_MAX_MR`]).
+    pub mr: usize,
+    /// Tokens per micro-kernel call (the packed activations' interleave).
+    pub nr: usize,
+    /// Packs a panel (see [`PackPanel`]).
+    pub pack: PackPanel,
+    /// The micro-kernel (see [`MicroKernel`]).
+    pub micro: MicroKernel,
+}
+
+/// `panel[k * mr + i]` = f16 row `w[i]` value `k0 + k`, as f32, for `k < kc` (a multiple of 8)
+/// and `i < mr` (`w.len() == mr`; rows past the matrix's end are given as repeats).
+pub type PackPanel = fn(w: &[&[u8]], k0: usize, kc: usize, panel: &mut [f32]);
+
+/// The part of the output one micro-kernel call writes: `tokens` (≤ `nr`) rows of `ldc` values,
+/// `rows` (≤ `mr`) of them from `ptr` on, each `ldc` apart.
+pub struct CTile {
+    pub ptr: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub tokens: usize,
+    /// Add to the values there (later K blocks) instead of overwriting them.
+    pub add: bool,
+}
+
+/// `c[t][i]` (+)= Σ_{k < kc} `panel[k * mr + i]` · `xp[k * nr + t]` for `t < c.tokens`,
+/// `i < c.rows`.
+///
+/// # Safety
+/// `panel` holds `kc * mr` and `xp` `kc * nr` values; `c` points to writable memory for every
+/// (token, row) it names, which no one else accesses during the call.
+pub type MicroKernel = unsafe fn(panel: &[f32], xp: &[f32], kc: usize, c: &CTile);
+
 /// Scalar f16 row kernel (f64 accumulation, as the scalar `vec_dot`).
 pub fn f16_rows_scalar(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]) {
     for (t, xr) in x.iter().enumerate() {
@@ -570,6 +611,11 @@ pub fn scalar_kernel(layout: Layout, width: usize) -> GroupKernel {
 /// The f16 row kernel this process uses.
 pub fn f16_rows_kernel() -> RowsKernel {
     crate::quant::kernels::get().f16_rows
+}
+
+/// The f16 GEMM kernels this process uses, if its build has them.
+pub fn f16_gemm_kernel() -> Option<F16Gemm> {
+    crate::quant::kernels::get().f16_gemm
 }
 
 /// The name of the matrix kernels' build this process uses.

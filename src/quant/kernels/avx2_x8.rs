@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 
 use super::Kernels;
-use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
+use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
 /// has checked AVX2, FMA and F16C): 16-row groups on 512-bit registers with AVX-512F/BW/VL
@@ -53,6 +53,7 @@ pub(super) fn install(k: &mut Kernels) {
     } else {
         super::q8_rows::plain::q8_0_rows
     });
+    k.f16_gemm = Some(if avx512 { x16::F16_GEMM } else { F16_GEMM });
 }
 
 /// Every build this CPU can run, for tests.
@@ -66,6 +67,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
         group: [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8],
         f16_rows,
         q8_0_rows: super::q8_rows::plain::q8_0_rows,
+        f16_gemm: Some(F16_GEMM),
     }];
     if is_x86_feature_detected!("avxvnni") {
         v.push(MatrixBuild {
@@ -74,6 +76,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             group: [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8],
             f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
+            f16_gemm: Some(F16_GEMM),
         });
     }
     let avx512 = is_x86_feature_detected!("avx512f")
@@ -86,6 +89,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::vnni::q8_0_rows,
+            f16_gemm: Some(x16::F16_GEMM),
         });
     }
     if avx512 {
@@ -99,6 +103,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             ],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
+            f16_gemm: Some(x16::F16_GEMM),
         });
     }
     v
@@ -439,3 +444,131 @@ fn f16_rows(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS
         }
     }
 }
+
+// ---------------------------------------------------------------- f16 GEMM
+
+/// `out[j]` lane `i` = `r[i]` lane `j` (an 8 × 8 transpose).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // pairs of rows interleaved: t[0] = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], ...
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (
+            r[i / 4 * 4 + i % 4 / 2 * 2],
+            r[i / 4 * 4 + i % 4 / 2 * 2 + 1],
+        );
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // four rows of columns c and c + 4: u[4h + c] for rows 4h .. 4h + 4
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        let (h, c) = (i / 4, i % 4);
+        let (a, b) = (t[4 * h + c / 2], t[4 * h + 2 + c / 2]);
+        if c % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xee>(a, b)
+        }
+    });
+    std::array::from_fn(|j| {
+        if j < 4 {
+            _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
+        }
+    })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack_imp<const MR: usize>(w: &[&[u8]], k0: usize, kc: usize, panel: *mut f32) {
+    for g in 0..MR / 8 {
+        let p: [*const u8; 8] = std::array::from_fn(|i| w[8 * g + i].as_ptr().add(2 * k0));
+        for k in (0..kc).step_by(8) {
+            let r = std::array::from_fn(|i| {
+                _mm256_cvtph_ps(_mm_loadu_si128(p[i].add(2 * k) as *const __m128i))
+            });
+            for (j, v) in transpose8(r).into_iter().enumerate() {
+                _mm256_storeu_ps(panel.add((k + j) * MR + 8 * g), v);
+            }
+        }
+    }
+}
+
+/// The panel packer of the AVX2 and AVX-512 f16 GEMMs (see `interleaved::PackPanel`): eight rows
+/// × eight values at a time, converted with F16C and transposed in registers.
+pub(super) fn pack_panel<const MR: usize>(w: &[&[u8]], k0: usize, kc: usize, panel: &mut [f32]) {
+    assert!(w.len() == MR && kc.is_multiple_of(8) && panel.len() >= kc * MR);
+    assert!(w.iter().all(|r| r.len() >= 2 * (k0 + kc)));
+    // SAFETY: installed only when AVX2, FMA and F16C were detected; lengths checked above.
+    unsafe { pack_imp::<MR>(w, k0, kc, panel.as_mut_ptr()) }
+}
+
+/// Tokens per micro-kernel call of the AVX2 GEMM: 16 rows (two registers) × 6 tokens = 12
+/// accumulators, 2 panel registers and a broadcast within the 16 ymm registers.
+const NR8: usize = 6;
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn micro_imp<const NT: usize>(panel: *const f32, xp: *const f32, kc: usize, c: &CTile) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; NT];
+    let (mut p, mut x) = (panel, xp);
+    for _ in 0..kc {
+        let a0 = _mm256_loadu_ps(p);
+        let a1 = _mm256_loadu_ps(p.add(8));
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let b = _mm256_broadcast_ss(&*x.add(t));
+            acc[0] = _mm256_fmadd_ps(a0, b, acc[0]);
+            acc[1] = _mm256_fmadd_ps(a1, b, acc[1]);
+        }
+        p = p.add(16);
+        x = x.add(NR8);
+    }
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mask: [__m256i; 2] = std::array::from_fn(|h| {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(c.rows as i32 - 8 * h as i32), lane)
+    });
+    for (t, acc) in acc.iter().enumerate() {
+        let o = c.ptr.wrapping_add(t * c.ldc);
+        for (h, &v) in acc.iter().enumerate() {
+            let o = o.wrapping_add(8 * h);
+            let mut v = v;
+            if c.rows == 16 {
+                if c.add {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(o));
+                }
+                _mm256_storeu_ps(o, v);
+            } else {
+                // masked-off lanes are neither read nor written (no fault past the tile)
+                if c.add {
+                    v = _mm256_add_ps(v, _mm256_maskload_ps(o, mask[h]));
+                }
+                _mm256_maskstore_ps(o, mask[h], v);
+            }
+        }
+    }
+}
+
+/// The AVX2 GEMM micro-kernel (see `interleaved::MicroKernel`).
+unsafe fn micro(panel: &[f32], xp: &[f32], kc: usize, c: &CTile) {
+    assert!(panel.len() >= kc * 16 && xp.len() >= kc * NR8 && c.rows <= 16);
+    let (p, x) = (panel.as_ptr(), xp.as_ptr());
+    match c.tokens {
+        0 => {}
+        1 => micro_imp::<1>(p, x, kc, c),
+        2 => micro_imp::<2>(p, x, kc, c),
+        3 => micro_imp::<3>(p, x, kc, c),
+        4 => micro_imp::<4>(p, x, kc, c),
+        5 => micro_imp::<5>(p, x, kc, c),
+        _ => micro_imp::<NR8>(p, x, kc, c),
+    }
+}
+
+/// The AVX2 f16 GEMM: 16-row panels, 6 tokens per call.
+pub(super) const F16_GEMM: F16Gemm = F16Gemm {
+    mr: 16,
+    nr: NR8,
+    pack: pack_panel::<16>,
+    micro,
+};

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
+use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
 
 /// How far ahead (bytes) the one-token kernels prefetch the weights they stream. Generation reads
 /// every weight once per token, so the kernels wait on memory; the hardware prefetchers alone kept
@@ -369,3 +369,72 @@ pub(crate) fn f16_rows(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4];
         }
     }
 }
+
+// ---------------------------------------------------------------- f16 GEMM
+
+/// Tokens per micro-kernel call of the AVX-512 GEMM: 32 rows (two registers) × 12 tokens = 24
+/// accumulators, 2 panel registers and broadcasts within the 32 zmm registers. Per value of k:
+/// 2 panel loads, 12 broadcast loads, 24 FMAs and no conversion.
+const NR16: usize = 12;
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn micro_imp<const NT: usize>(panel: *const f32, xp: *const f32, kc: usize, c: &CTile) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; NT];
+    let (mut p, mut x) = (panel, xp);
+    for _ in 0..kc {
+        let a0 = _mm512_loadu_ps(p);
+        let a1 = _mm512_loadu_ps(p.add(16));
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let b = _mm512_set1_ps(*x.add(t));
+            acc[0] = _mm512_fmadd_ps(a0, b, acc[0]);
+            acc[1] = _mm512_fmadd_ps(a1, b, acc[1]);
+        }
+        p = p.add(32);
+        x = x.add(NR16);
+    }
+    let bits = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
+    let mask = [bits(c.rows), bits(c.rows.saturating_sub(16))];
+    for (t, acc) in acc.iter().enumerate() {
+        let o = c.ptr.wrapping_add(t * c.ldc);
+        for (h, &v) in acc.iter().enumerate() {
+            // masked-off lanes are neither read nor written (no fault past the tile)
+            let o = o.wrapping_add(16 * h);
+            let mut v = v;
+            if c.add {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[h], o));
+            }
+            _mm512_mask_storeu_ps(o, mask[h], v);
+        }
+    }
+}
+
+/// The AVX-512 GEMM micro-kernel (see `interleaved::MicroKernel`).
+unsafe fn micro(panel: &[f32], xp: &[f32], kc: usize, c: &CTile) {
+    assert!(panel.len() >= kc * 32 && xp.len() >= kc * NR16 && c.rows <= 32);
+    let (p, x) = (panel.as_ptr(), xp.as_ptr());
+    match c.tokens {
+        0 => {}
+        1 => micro_imp::<1>(p, x, kc, c),
+        2 => micro_imp::<2>(p, x, kc, c),
+        3 => micro_imp::<3>(p, x, kc, c),
+        4 => micro_imp::<4>(p, x, kc, c),
+        5 => micro_imp::<5>(p, x, kc, c),
+        6 => micro_imp::<6>(p, x, kc, c),
+        7 => micro_imp::<7>(p, x, kc, c),
+        8 => micro_imp::<8>(p, x, kc, c),
+        9 => micro_imp::<9>(p, x, kc, c),
+        10 => micro_imp::<10>(p, x, kc, c),
+        11 => micro_imp::<11>(p, x, kc, c),
+        _ => micro_imp::<NR16>(p, x, kc, c),
+    }
+}
+
+/// The AVX-512 f16 GEMM: 32-row panels, 12 tokens per call. The panels are packed by the AVX2
+/// packer (8 × 8 transposes in ymm registers): a packer on zmm registers that stored 4-row pieces
+/// after two in-lane shuffle stages measured 0.30 ns per value against 0.17–0.18.
+pub(crate) const F16_GEMM: F16Gemm = F16Gemm {
+    mr: 32,
+    nr: NR16,
+    pack: super::avx2_x8::pack_panel::<32>,
+    micro,
+};

@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
-use crate::quant::interleaved::{self as il, GroupKernel, Q8RowsKernel, RowsKernel};
+use crate::quant::interleaved::{self as il, F16Gemm, GroupKernel, Q8RowsKernel, RowsKernel};
 
 pub mod act;
 pub mod scalar;
@@ -63,6 +63,8 @@ pub(crate) struct Kernels {
     /// Q8_0 rows as stored against a few activation rows, where a SIMD build exists: Q8_0
     /// matrices are then not repacked at load (see `q8_rows.rs`).
     pub q8_0_rows: Option<Q8RowsKernel>,
+    /// The f16 GEMM for batches of tokens (None: `f16_rows` serves them).
+    pub f16_gemm: Option<F16Gemm>,
     /// `up[i] *= silu(gate[i])` (see [`act`]).
     pub silu_mul: act::SiluMul,
 }
@@ -93,6 +95,7 @@ impl Kernels {
         q4_kx8: il::q4_k_scalar::<8>,
         f16_rows: il::f16_rows_scalar,
         q8_0_rows: None,
+        f16_gemm: None,
         silu_mul: act::silu_mul_scalar,
     };
 
@@ -146,6 +149,7 @@ pub(crate) struct MatrixBuild {
     pub group: [GroupKernel; 3],
     pub f16_rows: RowsKernel,
     pub q8_0_rows: Q8RowsKernel,
+    pub f16_gemm: Option<F16Gemm>,
 }
 
 /// Every build of the matrix kernels this CPU can run (the scalar ones first), for tests.
@@ -159,6 +163,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
         group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
         f16_rows: s.f16_rows,
         q8_0_rows: il::q8_0_rows_scalar,
+        f16_gemm: None,
     }];
     #[cfg(target_arch = "x86_64")]
     v.extend(avx2_x8::all_builds());
@@ -171,6 +176,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
             f16_rows: best.f16_rows,
             q8_0_rows: il::q8_0_rows_scalar,
+            f16_gemm: best.f16_gemm,
         });
     }
     v
