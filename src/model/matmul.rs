@@ -221,18 +221,73 @@ pub fn linear(pool: &Pool, s: &mut MatScratch, lin: &Linear, x: &[f32], n: usize
     assert_eq!(x.len(), n * cols, "activation rows");
     assert_eq!(out.len(), n * rows, "output rows");
     match resolve(pool, w, n) {
-        Use::Packed(p, kernel) => packed(pool, s, p, kernel, x, n, out),
-        Use::Q8Rows(kernel) => q8_rows(pool, s, w, kernel, x, n, out),
-        Use::F16(kernel) => f16(pool, w, kernel, x, n, out),
-        Use::F16Gemm(g) => f16_gemm(pool, &mut s.xpack, w, &g, x, n, out),
         Use::Dot(dot, act) => by_dot(pool, s, w, dot, act, x, n, out),
+        u => product(pool, s, w, u, x, n, out),
     }
+    add_bias(lin, out);
+}
+
+/// Adds the layer's bias (if any) to every output row.
+fn add_bias(lin: &Linear, out: &mut [f32]) {
     if let Some(b) = &lin.b {
-        for out_row in out.chunks_exact_mut(rows) {
-            for (o, bias) in out_row.iter_mut().zip(b) {
-                *o += bias;
-            }
+        for out_row in out.chunks_exact_mut(lin.w.rows) {
+            out_row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
         }
+    }
+}
+
+/// `out = W x` for a product kind other than [`Use::Dot`]: the operands are prepared once, then
+/// the units (groups, row quads or row blocks) are split over the pool.
+fn product(
+    pool: &Pool,
+    s: &mut MatScratch,
+    w: &Matrix,
+    u: Use<'_>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    prepare_operands(pool, s, u, x, n, w.cols);
+    let (acts, xp) = (&s.acts, &s.xpack[..]);
+    let units = u.units(w);
+    let (per, tasks) = split(units, pool.threads());
+    let dst = SharedMut::new(out);
+    pool.run(tasks, |task, _| {
+        let u1 = ((task + 1) * per).min(units);
+        chunk(u, w, acts, x, xp, n, task * per, u1, &dst);
+    });
+}
+
+/// Quantizes (interleaved and Q8_0-row products) or packs (f16 GEMM) the activations of a product
+/// kind into the session's scratch.
+fn prepare_operands(pool: &Pool, s: &mut MatScratch, u: Use<'_>, x: &[f32], n: usize, cols: usize) {
+    if let Some(kind) = u.act_kind() {
+        quantize_acts(pool, &mut s.acts, kind, x, n, cols);
+    }
+    if let Use::F16Gemm(g) = u {
+        pack_x(pool, &mut s.xpack, g.nr, x, n, cols);
+    }
+}
+
+/// Units `u0..u1` of the product of `w` (used as `u`) with the prepared operands, into `dst`.
+#[allow(clippy::too_many_arguments)]
+fn chunk(
+    u: Use<'_>,
+    w: &Matrix,
+    acts: &Acts,
+    x: &[f32],
+    xp: &[f32],
+    n: usize,
+    u0: usize,
+    u1: usize,
+    dst: &SharedMut<f32>,
+) {
+    match u {
+        Use::Packed(p, kernel) => packed_chunk(p, kernel, acts, n, u0, u1, dst),
+        Use::Q8Rows(kernel) => q8_rows_chunk(w, kernel, acts, n, u0, u1, dst),
+        Use::F16(kernel) => f16_chunk(w, kernel, x, n, u0, u1, dst),
+        Use::F16Gemm(g) => f16_gemm_chunk(w, &g, xp, n, u0, u1, dst),
+        Use::Dot(..) => unreachable!("row-by-row products are not split into units"),
     }
 }
 
@@ -272,25 +327,6 @@ fn quantize_acts(
     }
 }
 
-fn packed(
-    pool: &Pool,
-    s: &mut MatScratch,
-    p: &Interleaved,
-    kernel: GroupKernel,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-) {
-    quantize_acts(pool, &mut s.acts, p.layout.act_kind(), x, n, p.cols);
-    let acts = &s.acts;
-    let (per, tasks) = split(p.groups(), pool.threads());
-    let dst = SharedMut::new(out);
-    pool.run(tasks, |task, _| {
-        let g1 = ((task + 1) * per).min(p.groups());
-        packed_chunk(p, kernel, acts, n, task * per, g1, &dst);
-    });
-}
-
 /// Groups `g0..g1` of `p` against every activation row, into `dst` (`n × p.rows`).
 fn packed_chunk(
     p: &Interleaved,
@@ -323,17 +359,36 @@ fn packed_chunk(
     }
 }
 
-fn f16(pool: &Pool, w: &Matrix, kernel: RowsKernel, x: &[f32], n: usize, out: &mut [f32]) {
-    let quads = w.rows.div_ceil(4);
-    let (per, tasks) = split(quads, pool.threads());
-    let dst = SharedMut::new(out);
-    pool.run(tasks, |task, _| {
-        let q1 = ((task + 1) * per).min(quads);
-        f16_chunk(w, kernel, x, n, task * per, q1, &dst);
-    });
+/// Row quads `q0..q1` of `w` against every activation row, into `dst`: `tile(rows, t0, nt, res)`
+/// computes `res[t][r]` = row `rows[r]` · activation `t0 + t` for `t < nt` (at most
+/// [`il::MAX_TOKENS`]) and up to four rows (the last quad may have fewer).
+fn by_quads(
+    w: &Matrix,
+    n: usize,
+    q0: usize,
+    q1: usize,
+    dst: &SharedMut<f32>,
+    tile: impl Fn(&[&[u8]], usize, usize, &mut [[f32; 4]; il::MAX_TOKENS]),
+) {
+    let rows = w.rows;
+    let mut res = [[0f32; 4]; il::MAX_TOKENS];
+    for qd in q0..q1 {
+        let r0 = 4 * qd;
+        let nr = 4.min(rows - r0);
+        let wr: [&[u8]; 4] = std::array::from_fn(|i| w.row(r0 + i.min(nr - 1)));
+        for t0 in (0..n).step_by(il::MAX_TOKENS) {
+            let nt = il::MAX_TOKENS.min(n - t0);
+            tile(&wr[..nr], t0, nt, &mut res);
+            for (t, r) in res.iter().enumerate().take(nt) {
+                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
+                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
+                o.copy_from_slice(&r[..nr]);
+            }
+        }
+    }
 }
 
-/// Row quads `q0..q1` of the f16 matrix `w` against every activation row, into `dst`.
+/// Row quads `q0..q1` of the f16 matrix `w` against every f32 activation row, into `dst`.
 fn f16_chunk(
     w: &Matrix,
     kernel: RowsKernel,
@@ -343,26 +398,14 @@ fn f16_chunk(
     q1: usize,
     dst: &SharedMut<f32>,
 ) {
-    let (rows, cols) = (w.rows, w.cols);
-    let mut res = [[0f32; 4]; il::MAX_TOKENS];
-    for qd in q0..q1 {
-        let r0 = 4 * qd;
-        let nr = 4.min(rows - r0);
-        let wr: [&[u8]; 4] = std::array::from_fn(|i| w.row(r0 + i.min(nr - 1)));
-        for t0 in (0..n).step_by(il::MAX_TOKENS) {
-            let nt = il::MAX_TOKENS.min(n - t0);
-            let xs: [&[f32]; il::MAX_TOKENS] = std::array::from_fn(|i| {
-                let t = (t0 + i).min(n - 1);
-                &x[t * cols..(t + 1) * cols]
-            });
-            kernel(&wr[..nr], &xs[..nt], cols, &mut res);
-            for (t, r) in res.iter().enumerate().take(nt) {
-                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
-                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
-                o.copy_from_slice(&r[..nr]);
-            }
-        }
-    }
+    let cols = w.cols;
+    by_quads(w, n, q0, q1, dst, |wr, t0, nt, res| {
+        let xs: [&[f32]; il::MAX_TOKENS] = std::array::from_fn(|i| {
+            let t = (t0 + i).min(n - 1);
+            &x[t * cols..(t + 1) * cols]
+        });
+        kernel(wr, &xs[..nt], cols, res)
+    });
 }
 
 /// Batches from this many tokens on use the f16 GEMM (when the build has one). Packing a panel
@@ -400,25 +443,6 @@ fn pack_x(pool: &Pool, xp: &mut Vec<f32>, nr: usize, x: &[f32], n: usize, cols: 
                 }
             }
         }
-    });
-}
-
-fn f16_gemm(
-    pool: &Pool,
-    xp: &mut Vec<f32>,
-    w: &Matrix,
-    g: &F16Gemm,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-) {
-    pack_x(pool, xp, g.nr, x, n, w.cols);
-    let (per, tasks) = split(w.rows.div_ceil(g.mr), pool.threads());
-    let dst = SharedMut::new(out);
-    let xp = &xp[..];
-    pool.run(tasks, |task, _| {
-        let b1 = ((task + 1) * per).min(w.rows.div_ceil(g.mr));
-        f16_gemm_chunk(w, g, xp, n, task * per, b1, &dst);
     });
 }
 
@@ -471,26 +495,6 @@ fn f16_gemm_chunk(
     }
 }
 
-fn q8_rows(
-    pool: &Pool,
-    s: &mut MatScratch,
-    w: &Matrix,
-    kernel: Q8RowsKernel,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-) {
-    quantize_acts(pool, &mut s.acts, il::ActKind::Q8_0, x, n, w.cols);
-    let acts = &s.acts;
-    let quads = w.rows.div_ceil(4);
-    let (per, tasks) = split(quads, pool.threads());
-    let dst = SharedMut::new(out);
-    pool.run(tasks, |task, _| {
-        let q1 = ((task + 1) * per).min(quads);
-        q8_rows_chunk(w, kernel, acts, n, task * per, q1, &dst);
-    });
-}
-
 /// Row quads `q0..q1` of the Q8_0 matrix `w` against every activation row, into `dst`.
 fn q8_rows_chunk(
     w: &Matrix,
@@ -501,25 +505,12 @@ fn q8_rows_chunk(
     q1: usize,
     dst: &SharedMut<f32>,
 ) {
-    let rows = w.rows;
     let nb = w.cols / quant::blocks::QK;
-    let mut res = [[0f32; 4]; il::MAX_TOKENS];
-    for qd in q0..q1 {
-        let r0 = 4 * qd;
-        let nr = 4.min(rows - r0);
-        let wr: [&[u8]; 4] = std::array::from_fn(|i| w.row(r0 + i.min(nr - 1)));
-        for t0 in (0..n).step_by(il::MAX_TOKENS) {
-            let nt = il::MAX_TOKENS.min(n - t0);
-            let ar: [ActRow<'_>; il::MAX_TOKENS] =
-                std::array::from_fn(|i| acts.row((t0 + i).min(n - 1)));
-            kernel(&wr[..nr], &ar[..nt], nb, &mut res);
-            for (t, r) in res.iter().enumerate().take(nt) {
-                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
-                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
-                o.copy_from_slice(&r[..nr]);
-            }
-        }
-    }
+    by_quads(w, n, q0, q1, dst, |wr, t0, nt, res| {
+        let ar: [ActRow<'_>; il::MAX_TOKENS] =
+            std::array::from_fn(|i| acts.row((t0 + i).min(n - 1)));
+        kernel(wr, &ar[..nt], nb, res)
+    });
 }
 
 /// Several products with the same input (Q, K, V; gate and up) as one parallel step: the
@@ -562,32 +553,17 @@ pub fn linear_multi(
     }
     let dsts: [Option<SharedMut<f32>>; 4] =
         std::array::from_fn(|i| outs.get_mut(i).map(|o| SharedMut::new(o)));
-    if let Some(kind) = k0.filter(|_| fused_packed) {
-        quantize_acts(pool, &mut s.acts, kind, x, n, lins[0].w.cols);
-    }
-    if let Use::F16Gemm(g) = u(0) {
-        pack_x(pool, &mut s.xpack, g.nr, x, n, lins[0].w.cols);
-    }
+    prepare_operands(pool, s, u(0), x, n, lins[0].w.cols);
     let (acts, xp) = (&s.acts, &s.xpack[..]);
     pool.run(first[m], |task, _| {
         let i = (0..m).rfind(|&i| first[i] <= task).expect("task in range");
         let c = task - first[i];
         let (u0, u1) = (c * per[i], ((c + 1) * per[i]).min(units(i)));
         let dst = dsts[i].as_ref().expect("one output per matrix");
-        match u(i) {
-            Use::Packed(p, kernel) => packed_chunk(p, kernel, acts, n, u0, u1, dst),
-            Use::Q8Rows(kernel) => q8_rows_chunk(&lins[i].w, kernel, acts, n, u0, u1, dst),
-            Use::F16(kernel) => f16_chunk(&lins[i].w, kernel, x, n, u0, u1, dst),
-            Use::F16Gemm(g) => f16_gemm_chunk(&lins[i].w, &g, xp, n, u0, u1, dst),
-            Use::Dot(..) => unreachable!("fused only interleaved, Q8_0-row or f16 products"),
-        }
+        chunk(u(i), &lins[i].w, acts, x, xp, n, u0, u1, dst);
     });
     for (l, o) in lins.iter().zip(outs.iter_mut()) {
-        if let Some(b) = &l.b {
-            for out_row in o.chunks_exact_mut(l.w.rows) {
-                out_row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
-            }
-        }
+        add_bias(l, o);
     }
 }
 
@@ -786,14 +762,14 @@ mod tests {
         ];
         for threads in [1, 3] {
             let pool = Pool::new(threads).unwrap();
-            let mut xp = Vec::new();
+            let mut s = MatScratch::default();
             for &(rows, cols, n) in &cases {
                 let w = matrix(GgmlType::F16, rows, cols, &mut seed);
                 let x = rng_vals(n * cols, &mut seed, 3.0);
                 let (want, mag) = f16_reference(&w, &x, n);
                 for (name, g) in &builds {
                     let mut out = vec![f32::NAN; n * rows];
-                    f16_gemm(&pool, &mut xp, &w, g, &x, n, &mut out);
+                    product(&pool, &mut s, &w, Use::F16Gemm(*g), &x, n, &mut out);
                     for i in 0..n * rows {
                         assert!(
                             (out[i] as f64 - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
