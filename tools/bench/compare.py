@@ -12,7 +12,9 @@ Steps (each skipped when its output already exists in the scratch folder):
   4. speed: for every file and thread count, `ferrollm bench` and `llama-bench` (pp128, tg32)
      alternate for --rounds rounds (the engine that goes first alternates too); medians are
      reported, with their ratio and tg as a fraction of the read-bandwidth ceiling
-     (bandwidth / bytes of weights read per token);
+     (bandwidth / bytes of weights read per token). The read probe runs again before every round
+     of every file and the ceiling uses the median of those readings: this VM's bandwidth drifts
+     by tens of percent within minutes, so one reading at the start misstates later rows;
   5. load to first token: wall time of a fresh process that loads the file, evaluates a one-token
      prompt and prints one token (`ferrollm generate -n 1` vs `llama-completion -n 1
      --no-warmup`), page cache warm, median of --rounds;
@@ -214,7 +216,14 @@ def speed(s, args, results):
             path = s.gguf(shape, ty)
             wbytes = s.weight_bytes_per_token(path)
             for t in args.threads:
-                fr, ll = alternate(args.rounds, lambda: s.ferrollm_bench(path, t),
+                reads = []
+
+                def ferrollm_round(path=path, t=t, reads=reads):
+                    # the read probe next to every round, for this file's ceiling
+                    reads.append(s.bandwidth(t)["read_gbs"])
+                    return s.ferrollm_bench(path, t)
+
+                fr, ll = alternate(args.rounds, ferrollm_round,
                                    (lambda: s.llama_bench(path, t)) if s.llama else None)
                 row = {
                     "shape": shape, "type": ty, "threads": t, "weight_bytes": wbytes,
@@ -222,8 +231,9 @@ def speed(s, args, results):
                     "llama_pp": median([x[0] for x in ll]), "llama_tg": median([x[1] for x in ll]),
                     "ferrollm_samples": fr, "llama_samples": ll,
                 }
-                ceiling = bw[t]["read_gbs"] * 1e9 / wbytes
-                row["ceiling_tg"] = ceiling
+                row["read_gbs"] = median(reads)
+                row["read_gbs_samples"] = reads
+                row["ceiling_tg"] = row["read_gbs"] * 1e9 / wbytes
                 log(f"{shape} {ty} t{t}: ferrollm pp {fmt(row['ferrollm_pp'])} tg {fmt(row['ferrollm_tg'])}"
                     f" | llama.cpp pp {fmt(row['llama_pp'])} tg {fmt(row['llama_tg'])}  (load {uptime()})")
                 rows.append(row)
@@ -319,15 +329,16 @@ def report(results, args):
     if "speed" in results:
         lines += [f"| model | type | threads | ferrollm pp{args.n_prompt} | llama.cpp pp{args.n_prompt} | ratio "
                   f"| ferrollm tg{args.n_gen} | llama.cpp tg{args.n_gen} | ratio | weights MB/token "
-                  f"| tg ceiling | ferrollm % of ceiling | llama.cpp % of ceiling |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  f"| read GB/s (same rounds) | tg ceiling | ferrollm % of ceiling | llama.cpp % of ceiling |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in results["speed"]:
             pct = lambda x: None if x is None else 100 * x / r["ceiling_tg"]  # noqa: E731
             lines.append(
                 f"| {r['shape']} | {r['type'].upper()} | {r['threads']} | {fmt(r['ferrollm_pp'])} | {fmt(r['llama_pp'])} "
                 f"| {fmt(ratio(r['ferrollm_pp'], r['llama_pp']), 2)} | {fmt(r['ferrollm_tg'])} | {fmt(r['llama_tg'])} "
                 f"| {fmt(ratio(r['ferrollm_tg'], r['llama_tg']), 2)} | {r['weight_bytes'] / 1e6:.0f} "
-                f"| {fmt(r['ceiling_tg'])} | {fmt(pct(r['ferrollm_tg']), 0)} | {fmt(pct(r['llama_tg']), 0)} |")
+                f"| {fmt(r['read_gbs'])} | {fmt(r['ceiling_tg'])} | {fmt(pct(r['ferrollm_tg']), 0)} "
+                f"| {fmt(pct(r['llama_tg']), 0)} |")
         lines.append("")
     if "first_token" in results:
         lines += ["| model | type | threads | ferrollm load→first token (s) | llama.cpp (s) | ratio |",
