@@ -232,30 +232,30 @@ fn norm_row(spec: &Spec, norm: &Norm, row: &mut [f32]) {
     }
 }
 
-/// Rows of `x` (each `width` long) processed by `f`, in parallel over the pool when the batch is
-/// large enough to pay for it.
-fn rows_par(pool: &Pool, x: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    let n = x.len() / width;
-    if n < 4 || x.len() < 16384 || pool.threads() == 1 {
-        for (t, row) in x.chunks_exact_mut(width).enumerate() {
-            f(t, row);
-        }
+/// Calls `f(t)` for every row `t < n` of buffers `len` values long, in parallel over the pool when
+/// the batch is large enough to pay for it (else in order on the calling thread).
+fn par_rows(pool: &Pool, n: usize, len: usize, f: impl Fn(usize) + Sync) {
+    if n < 4 || len < 16384 || pool.threads() == 1 {
+        (0..n).for_each(f);
         return;
     }
     let tasks = (pool.threads() * 4).min(n);
     let per = n.div_ceil(tasks);
-    let tasks = n.div_ceil(per);
-    let xs = SharedMut::new(x);
-    pool.run(tasks, |task, _| {
-        for t in task * per..((task + 1) * per).min(n) {
-            // SAFETY: row t belongs to this task only.
-            f(t, unsafe { xs.range(t * width, width) });
-        }
+    pool.run(n.div_ceil(per), |task, _| {
+        (task * per..((task + 1) * per).min(n)).for_each(&f)
     });
 }
 
-/// Row `t` of two buffers (each row `width` long) processed by `f`, in parallel over the pool as
-/// [`rows_par`] decides.
+/// Rows of `x` (each `width` long) processed by `f` (see [`par_rows`]).
+fn rows_par(pool: &Pool, x: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let xs = SharedMut::new(x);
+    par_rows(pool, x.len() / width, x.len(), |t| {
+        // SAFETY: row t is handed to one call only.
+        f(t, unsafe { xs.range(t * width, width) })
+    });
+}
+
+/// Row `t` of two buffers (each row `width` long) processed by `f` (see [`par_rows`]).
 fn rows_par2(
     pool: &Pool,
     x: &mut [f32],
@@ -264,28 +264,12 @@ fn rows_par2(
     f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
 ) {
     assert_eq!(x.len(), y.len(), "row counts");
-    let n = x.len() / width;
-    if n < 4 || x.len() < 16384 || pool.threads() == 1 {
-        for (t, (xr, yr)) in x
-            .chunks_exact_mut(width)
-            .zip(y.chunks_exact_mut(width))
-            .enumerate()
-        {
-            f(t, xr, yr);
-        }
-        return;
-    }
-    let tasks = (pool.threads() * 4).min(n);
-    let per = n.div_ceil(tasks);
-    let tasks = n.div_ceil(per);
     let (xs, ys) = (SharedMut::new(x), SharedMut::new(y));
-    pool.run(tasks, |task, _| {
-        for t in task * per..((task + 1) * per).min(n) {
-            // SAFETY: row t belongs to this task only.
-            f(t, unsafe { xs.range(t * width, width) }, unsafe {
-                ys.range(t * width, width)
-            });
-        }
+    par_rows(pool, x.len() / width, x.len(), |t| {
+        // SAFETY: row t is handed to one call only.
+        f(t, unsafe { xs.range(t * width, width) }, unsafe {
+            ys.range(t * width, width)
+        })
     });
 }
 
@@ -707,9 +691,7 @@ pub fn forward(
                 let attn = &s.attn[..n * d];
                 let f_in = grow(&mut s.f_in, n * d);
                 rows_par2(pool, &mut s.h[..n * d], f_in, d, |t, h, f| {
-                    h.iter_mut()
-                        .zip(&attn[t * d..(t + 1) * d])
-                        .for_each(|(x, y)| *x += y);
+                    add_rows(h, t, [Some(attn), None]);
                     f.copy_from_slice(h);
                     norm_row(spec, fnorm, f);
                 });
