@@ -168,20 +168,20 @@ impl Session {
     /// the last token (`all = false`) or of every token of `tokens`.
     fn feed(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>> {
         self.check(tokens)?;
-        let start = self.evaluated;
-        let deferred = self.history.len() - start;
+        let kept = self.history.len();
         self.history.extend_from_slice(tokens);
-        let result = self.run(start, deferred, all);
+        let result = self.run(kept - self.evaluated, all);
         if result.is_err() {
             // The failed batch's tokens are not in the cache; deferred ones stay deferred.
-            self.history.truncate(self.evaluated.max(start + deferred));
+            self.history.truncate(self.evaluated.max(kept));
         }
         result
     }
 
-    /// Runs `history[start..]` through the model; the first `skip` of them are deferred tokens,
-    /// whose hidden states are not returned.
-    fn run(&mut self, start: usize, skip: usize, all: bool) -> Result<Vec<f32>> {
+    /// Runs the tokens not yet in the cache (`history[evaluated..]`) through the model; the first
+    /// `skip` of them are deferred tokens, whose hidden states are not returned.
+    fn run(&mut self, skip: usize, all: bool) -> Result<Vec<f32>> {
+        let start = self.evaluated;
         let model = self.model.clone();
         let spec = model.spec();
         let rope = RopeOverride {

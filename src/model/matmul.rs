@@ -113,24 +113,26 @@ impl Plan {
             act: quant::vec_dot_type(m.ty),
         }
     }
-}
 
-impl Plan {
     /// Repacks a Q8_0 matrix kept as stored now, on the calling thread (see [`Weights::prepare`]).
     ///
     /// [`Weights::prepare`]: super::weights::Weights::prepare
     pub(crate) fn pack_now(&self, w: &Matrix) {
         if let Plan::Q8Rows { packed, .. } = self {
-            packed.get_or_init(|| {
-                let (kernel, width) = il::kernel(il::Layout::Q8_0x8);
-                Interleaved::pack(w.ty, w.rows, w.cols, width, w.bytes()).map(|p| (p, kernel))
-            });
+            packed.get_or_init(|| pack_q8_0(w, &|n, f| (0..n).for_each(f)));
         }
     }
     /// Whether this is a Q8_0 matrix kept as stored.
     pub(crate) fn packs_lazily(&self) -> bool {
         matches!(self, Plan::Q8Rows { .. })
     }
+}
+
+/// The interleaved copy of a Q8_0 matrix kept as stored and its kernel, packed in tasks run by
+/// `par` (see [`Interleaved::pack_with`]).
+fn pack_q8_0(w: &Matrix, par: il::Par<'_>) -> Option<(Interleaved, GroupKernel)> {
+    let (kernel, width) = il::kernel(il::Layout::Q8_0x8);
+    Interleaved::pack_with(w.ty, w.rows, w.cols, width, w.bytes(), par).map(|p| (p, kernel))
 }
 
 /// How one product runs: a [`Plan`] resolved for a batch size.
@@ -174,12 +176,8 @@ fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
             if n < PACK_MIN_TOKENS {
                 return Use::Q8Rows(*rows);
             }
-            let packed = packed.get_or_init(|| {
-                let (kernel, width) = il::kernel(il::Layout::Q8_0x8);
-                let par = |tasks: usize, f: &(dyn Fn(usize) + Sync)| pool.run(tasks, |i, _| f(i));
-                Interleaved::pack_with(w.ty, w.rows, w.cols, width, w.bytes(), &par)
-                    .map(|p| (p, kernel))
-            });
+            let packed =
+                packed.get_or_init(|| pack_q8_0(w, &|tasks, f| pool.run(tasks, |i, _| f(i))));
             match packed {
                 Some((p, kernel)) => Use::Packed(p, *kernel),
                 None => Use::Q8Rows(*rows),
