@@ -1,5 +1,6 @@
 //! How close the one-token (generation) product kernels come to the memory's read rate:
-//! `cargo bench --bench stream [-- THREADS [MiB]]` (defaults 2 and 640).
+//! `cargo bench --bench stream [-- THREADS [MiB [TYPE]]]` (defaults 2, 640 and all of Q4_0, Q8_0,
+//! Q4_K).
 //!
 //! Generation multiplies every weight matrix with one activation row, so its speed is the rate
 //! at which the kernels stream weight bytes from memory. This bench builds one large matrix per
@@ -159,6 +160,7 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(640);
+    let only = args.next().map(|a| a.to_uppercase());
     let pool = Pool::new(threads).unwrap();
     let par = |n: usize, f: &(dyn Fn(usize) + Sync)| pool.run(n, |i, _| f(i));
     println!(
@@ -169,6 +171,12 @@ fn main() {
     println!("|---|---|---:|---:|---:|");
     let mut out = vec![0f32; 1 << 20];
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K] {
+        if only
+            .as_ref()
+            .is_some_and(|o| *o != ty.name().to_uppercase())
+        {
+            continue;
+        }
         let layout = Layout::for_type(ty).unwrap();
         let width = il::kernel(layout).1;
         let pack = |rows: usize, cols: usize| {

@@ -293,3 +293,36 @@ fn q8_0_row_kernels_match_vec_dot() {
         }
     }
 }
+
+#[test]
+fn carved_buffers_are_zeroed_aligned_and_disjoint() {
+    // Sizes around the 64-byte rounding, and one larger than a chunk (a chunk of its own).
+    let sizes = [1, 63, 64, 65, 4096, 3 << 20, CHUNK_BYTES + 1];
+    let mut bufs: Vec<Buf> = sizes.iter().map(|&n| Buf::zeroed(n)).collect();
+    for (b, &n) in bufs.iter().zip(&sizes) {
+        let bytes = b.bytes();
+        assert!(bytes.len() >= n);
+        assert_eq!(
+            bytes.as_ptr() as usize % 64,
+            0,
+            "{n} bytes not 64-byte aligned"
+        );
+        assert!(bytes.iter().all(|&x| x == 0), "{n} bytes not zeroed");
+        if let Buf::Carved { chunk, .. } = b {
+            assert_eq!(
+                chunk.base as usize % HUGE_PAGE,
+                0,
+                "chunk not huge-page aligned"
+            );
+        }
+    }
+    for (i, b) in bufs.iter_mut().enumerate() {
+        b.bytes_mut().fill(i as u8 + 1);
+    }
+    for (i, b) in bufs.iter().enumerate() {
+        assert!(
+            b.bytes().iter().all(|&x| x == i as u8 + 1),
+            "buffer {i} overwritten"
+        );
+    }
+}
