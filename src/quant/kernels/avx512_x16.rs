@@ -185,6 +185,16 @@ macro_rules! x16_build {
             let dmin = d.add(ns * 32);
             let m4 = _mm512_set1_epi8(15);
             let mut acc = [_mm512_setzero_ps(); NT];
+            if NT == 1 {
+                // The scales, mins and f16 scales of the whole group (320 bytes per super-block,
+                // after the quants) are read a little at a time beside the quants' stream, each
+                // new line a demand miss: fetch them all at the group's start. benches/stream:
+                // product ÷ read 0.82 → 0.88 (3 runs); 1.1B Q4_K tg 39.1 → 41.4 tok/s (median of
+                // 6 alternations).
+                for l in (0..ns * 320).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(sc.add(l) as *const i8);
+                }
+            }
             for s in 0..ns {
                 let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * s) as *const __m256i));
                 let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.add(32 * s) as *const __m256i));
