@@ -18,15 +18,16 @@
 
 use std::arch::x86_64::*;
 
-use super::Kernels;
+use super::{Kernels, PF_BYTES, PF_BYTES_Q4_0};
 use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
 /// has checked AVX2, FMA and F16C): 16-row groups on 512-bit registers with AVX-512F/BW/VL
 /// (`vpdpbusd` with AVX-512 VNNI), else 8-row groups with AVX-VNNI or plain AVX2.
-pub(super) fn install(k: &mut Kernels) {
+pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
     use super::avx512_x16 as x16;
-    let avx512 = is_x86_feature_detected!("avx512f")
+    let avx512 = allow_avx512
+        && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512bw");
     if avx512 && is_x86_feature_detected!("avx512vnni") {
@@ -193,6 +194,9 @@ macro_rules! x8_build {
             let mut acc = [_mm256_setzero_ps(); NT];
             for b in 0..nb {
                 let p = qs.add(b * 128);
+                if NT == 1 {
+                    prefetch_ahead!(p, 2, PF_BYTES_Q4_0);
+                }
                 let mut w = [_mm256_setzero_si256(); 8];
                 for j in 0..4 {
                     let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
@@ -228,6 +232,9 @@ macro_rules! x8_build {
             let mut acc = [_mm256_setzero_ps(); NT];
             for b in 0..nb {
                 let p = qs.add(b * 256);
+                if NT == 1 {
+                    prefetch_ahead!(p, 4);
+                }
                 let mut w = [_mm256_setzero_si256(); 8];
                 for j in 0..8 {
                     let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
@@ -264,10 +271,19 @@ macro_rules! x8_build {
             let dmin = d.add(ns * 16);
             let m4 = _mm256_set1_epi8(15);
             let mut acc = [_mm256_setzero_ps(); NT];
+            if NT == 1 {
+                // the group's scales and mins (160 bytes per super-block), as in avx512_x16.rs
+                for l in (0..ns * 160).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(sc.add(l) as *const i8);
+                }
+            }
             for s in 0..ns {
                 let mut isum = [_mm256_setzero_si256(); NT];
                 for sub in 0..8 {
                     let p = qs.add(s * 1024 + 256 * (sub / 2));
+                    if NT == 1 && sub % 2 == 0 {
+                        prefetch_ahead!(p, 4);
+                    }
                     let mut w = [_mm256_setzero_si256(); 8];
                     for j in 0..8 {
                         let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
@@ -393,8 +409,18 @@ unsafe fn f16_tile<const R: usize, const T: usize>(
 unsafe fn f16_gemv4(w: [*const u8; 4], x: *const f32, n: usize) -> [f32; 4] {
     let mut a0 = [_mm256_setzero_ps(); 4];
     let mut a1 = [_mm256_setzero_ps(); 4];
+    // Each row prefetches the same position four rows further on (the next call's rows, which
+    // follow `w[3]` in the matrix), as `avx512_x16::f16_tile` does.
+    let ahead = (w[3] as usize)
+        .wrapping_sub(w[0] as usize)
+        .wrapping_add(2 * n);
     let mut k = 0;
     while k + 16 <= n {
+        if k % 32 == 0 {
+            for p in w {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(2 * k + ahead) as *const i8);
+            }
+        }
         let x0 = _mm256_loadu_ps(x.add(k));
         let x1 = _mm256_loadu_ps(x.add(k + 8));
         for r in 0..4 {

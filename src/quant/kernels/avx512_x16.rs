@@ -7,31 +7,8 @@
 
 use std::arch::x86_64::*;
 
+use super::{PF_BYTES, PF_BYTES_Q4_0};
 use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
-
-/// How far ahead (bytes) the one-token kernels prefetch the weights they stream. Generation reads
-/// every weight once per token, so the kernels wait on memory; the hardware prefetchers alone kept
-/// 1.1B Q4_0 generation at about 15 GB/s where a vectorised read reaches 24–31 GB/s. Measured on
-/// 1.1B Q4_0, 2 threads (tg32): no prefetch 23.7 tok/s, 2 KB ahead 30.0, 4 KB ahead 34.6.
-const PF_BYTES: usize = 4096;
-/// Q4_0 reads half the bytes per block of the others, so it runs further ahead of memory: 8 KB
-/// ahead gave 40.9 / 42.1 tokens/s where 4 KB gave 35.4 / 38.4 (1.1B Q4_0, 2 threads, same
-/// run; prefetching the scales' stream too, or into L2 only, did not help; Q4_K stayed within
-/// noise at 8 KB).
-const PF_BYTES_Q4_0: usize = 8192;
-
-/// Prefetches the `lines` cache lines from `p + ahead` (default [`PF_BYTES`]; a hint: never
-/// faults, even past the end of the group).
-macro_rules! prefetch_ahead {
-    ($p:expr, $lines:expr) => {
-        prefetch_ahead!($p, $lines, PF_BYTES)
-    };
-    ($p:expr, $lines:expr, $ahead:expr) => {
-        for l in 0..$lines {
-            _mm_prefetch::<_MM_HINT_T0>($p.wrapping_add($ahead + 64 * l) as *const i8);
-        }
-    };
-}
 
 /// Broadcast of the four activation bytes at `p` to every lane.
 macro_rules! bcast4 {

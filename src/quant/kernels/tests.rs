@@ -1,4 +1,4 @@
-//! The SIMD kernels of this CPU (`Kernels::detect()`: AVX2 on x86-64, NEON on aarch64) against the
+//! The SIMD kernels of this CPU (`Kernels::detect`: AVX2 on x86-64, NEON on aarch64) against the
 //! scalar reference, on random data: odd numbers of blocks, extreme magnitudes, random bit patterns
 //! (NaN-free). Activation quantizers must match byte for byte; dot products may differ only by float
 //! summation order, bounded relative to Σ|wᵢ·aᵢ| (plus the min/offset terms for the asymmetric
@@ -38,7 +38,7 @@ impl Rng {
 }
 
 fn simd() -> Kernels {
-    let k = Kernels::detect();
+    let k = Kernels::detect(true);
     if k.name == "scalar" {
         eprintln!("no SIMD kernel set on this CPU: comparing scalar with itself");
     }
@@ -350,10 +350,10 @@ fn dispatch_uses_detected_kernels() {
     if std::env::var("FERROLLM_KERNELS").is_ok_and(|v| v == "scalar") {
         assert_eq!(name, "scalar");
     } else {
-        assert_eq!(name, Kernels::detect().name);
+        assert_eq!(name, Kernels::detect(true).name);
     }
     #[cfg(target_arch = "aarch64")]
-    assert_eq!(Kernels::detect().name, "neon");
+    assert_eq!(Kernels::detect(true).name, "neon");
 }
 
 /// The scalar reference itself against Σ dequantized weight × dequantized activation (in f64):
