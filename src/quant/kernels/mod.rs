@@ -32,8 +32,11 @@ pub(crate) const PF_BYTES: usize = 4096;
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PF_BYTES_Q4_0: usize = 8192;
 
-/// Prefetches the `lines` cache lines from `p + ahead` (default [`PF_BYTES`]; a hint: never
-/// faults, even past the end of the group).
+/// Prefetches the `lines` cache lines from `p + ahead` into L1 (default [`PF_BYTES`]), and the
+/// same lines from `p + 2 ahead` into L2 (hints: never fault, even past the end of the group).
+/// The L2 requests keep more misses in flight than L1's fill buffers allow: benches/stream Q4_0
+/// product ÷ read 0.90 → 0.96 (3 runs); 1.1B tg, 2 threads, medians of 3–4 alternations: AVX-512
+/// Q4_0 41.6 → 44.4 and Q4_K 44.6 → 46.3 tok/s, AVX2 Q4_0 38.2 → 46.8 and Q4_K 35.8 → 43.3.
 #[cfg(target_arch = "x86_64")]
 macro_rules! prefetch_ahead {
     ($p:expr, $lines:expr) => {
@@ -42,6 +45,7 @@ macro_rules! prefetch_ahead {
     ($p:expr, $lines:expr, $ahead:expr) => {
         for l in 0..$lines {
             _mm_prefetch::<_MM_HINT_T0>($p.wrapping_add($ahead + 64 * l) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>($p.wrapping_add(2 * $ahead + 64 * l) as *const i8);
         }
     };
 }
