@@ -59,6 +59,13 @@ fn convert(dir: &Path, out: &Path, dtype: GgmlType) -> Arc<Model> {
     Arc::new(Model::load(&path, &LoadParams::default()).unwrap())
 }
 
+/// A fixture's name, its transformers reference, and the model converted to `dtype` under `tmp`.
+fn fixture_model(dir: &Path, tmp: &Path, dtype: GgmlType) -> (String, Value, Arc<Model>) {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let model = convert(dir, &tmp.join(format!("{name}-{dtype}.gguf")), dtype);
+    (name, reference(dir), model)
+}
+
 fn session(model: &Arc<Model>) -> Session {
     Session::new(
         model.clone(),
@@ -86,13 +93,7 @@ fn check_logits(dtype: GgmlType, tolerance: f64) {
     let tmp = tempfile::tempdir().unwrap();
     let mut report = Vec::new();
     for dir in fixtures() {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let r = reference(&dir);
-        let model = convert(
-            &dir,
-            &tmp.path().join(format!("{name}-{dtype}.gguf")),
-            dtype,
-        );
+        let (name, r, model) = fixture_model(&dir, tmp.path(), dtype);
         let input = ids(&r["input_ids"]);
         let want: Vec<f32> = r["logits"]
             .as_array()
@@ -122,13 +123,7 @@ fn f16_logits_match_transformers() {
 fn greedy_continuations_and_embeddings_match_transformers() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in fixtures() {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let r = reference(&dir);
-        let model = convert(
-            &dir,
-            &tmp.path().join(format!("{name}.gguf")),
-            GgmlType::F32,
-        );
+        let (name, r, model) = fixture_model(&dir, tmp.path(), GgmlType::F32);
         let greedy = &r["greedy"];
         let masked: Vec<u32> = greedy.get("eos_masked_ids").map(ids).unwrap_or_default();
         let want = ids(&greedy["ids"]);
@@ -219,13 +214,7 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
 fn deferred_tokens_are_run_by_the_next_evaluation() {
     let tmp = tempfile::tempdir().unwrap();
     for dir in fixtures().into_iter().take(4) {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let r = reference(&dir);
-        let model = convert(
-            &dir,
-            &tmp.path().join(format!("{name}.gguf")),
-            GgmlType::F32,
-        );
+        let (name, r, model) = fixture_model(&dir, tmp.path(), GgmlType::F32);
         let input = ids(&r["input_ids"]);
         let rows: Vec<Vec<f32>> = r["logits"].as_array().unwrap().iter().map(floats).collect();
         assert!(
