@@ -1,0 +1,370 @@
+//! The f16 GEMM on AMX tiles (Intel AMX-BF16), for prompt batches of F16 weights.
+//!
+//! AMX multiplies bf16 only, so each operand is split into bf16 parts whose sum is the value:
+//! an f16 weight `w = wh + wl` exactly (f16 has 11 significant bits, `wh` takes 8 with
+//! round-to-nearest-even and the remainder, at most 4 bits at `wh`'s last place and below, is
+//! exact in bf16; f16's range lies inside bf16's), and an f32 activation `x = xh + xm + xl`
+//! exactly (three times 8 bits, barring overflow near f32's maximum). The products computed are
+//! `wh·xh + wl·xh + wh·xm + wl·xm` ([`PRODUCTS`]); each bf16 × bf16 product is exact in f32
+//! and `tdpbf16ps` accumulates in f32, so the only term left out, `wh·xl` (|xl| ≤ 2^-16 |x|,
+//! together with `wl·xl`), bounds the error at about 2^-16 Σ|w x| + f32 accumulation rounding.
+//! (The f32 FMA GEMM's is ~K·2^-24 Σ|w x| worst case; ggml's f16 path rounds activations to f16,
+//! 2^-11.)
+//!
+//! Tiles: C is 16 weight rows × 16 tokens of f32; A 16 weight rows × 32 bf16 values (row-major,
+//! as the weights are stored); B 16 pairs of values × 16 tokens × 2 (the pair layout
+//! `tdpbf16ps` wants). A call computes 32 rows × 32 tokens in four C tiles (tmm0..3) over the
+//! whole K, with A in tmm4/5 and B in tmm6/7, then stores the tiles and writes them transposed
+//! into the token-major output.
+//!
+//! Instructions are emitted with `asm!` (Rust's AMX intrinsics are not stable); the process asks
+//! Linux for the tile-data state once (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`),
+//! and every call loads its tile configuration and releases the tiles at the end.
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// Weight rows per panel (two A tiles).
+pub(crate) const MR: usize = 32;
+/// Tokens per block of packed activations (one B tile).
+pub(crate) const NB: usize = 16;
+/// Values per K chunk (one tile row of bf16).
+const KC: usize = 32;
+/// Weight parts (`wh`, `wl`) and activation parts packed (`xh`, `xm`).
+const WP: usize = 2;
+const XP: usize = 2;
+/// The (weight part, activation part) products summed, grouped by weight part (each group loads
+/// its A tiles once). Measured on the 160M F16 file (pp128, 2 threads): see the commit message.
+const PRODUCTS: [(usize, usize); 4] = [(0, 0), (0, 1), (1, 0), (1, 1)];
+
+/// Whether this CPU and OS run AMX-BF16 (and the environment does not say `FERROLLM_AMX=0`).
+pub(crate) fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        if std::env::var("FERROLLM_AMX").is_ok_and(|v| v == "0") {
+            return false;
+        }
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")) {
+            return false;
+        }
+        // CPUID.(7,0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+        // SAFETY: leaf 7 exists on every CPU with AVX-512 (`__cpuid_count` is safe from Rust
+        // 1.94 on, unsafe before).
+        #[allow(unused_unsafe)]
+        let edx = unsafe { __cpuid_count(7, 0) }.edx;
+        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
+            return false;
+        }
+        request_tile_state()
+    })
+}
+
+/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: permission for this process's threads
+/// to use the tile registers (Linux 5.16+); false where refused or not Linux.
+fn request_tile_state() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const SYS_ARCH_PRCTL: i64 = 158;
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        let ret: i64;
+        // SAFETY: a plain system call; it reads and writes no user memory.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// `u32` values of the packed activations of `n` tokens with `cols` values each.
+pub(crate) fn acts_len(n: usize, cols: usize) -> usize {
+    n.div_ceil(2 * NB) * 2 * block_len(cols)
+}
+
+/// `u32` values per block of [`NB`] tokens: for each part, `kp` pairs × 16 tokens.
+fn block_len(cols: usize) -> usize {
+    XP * cols.next_multiple_of(KC) / 2 * NB
+}
+
+/// The load mask of the 16 values from `at` of a row of `cols` values.
+#[inline]
+fn mask16(cols: usize, at: usize) -> u16 {
+    if at >= cols {
+        0
+    } else {
+        ((1u32 << (cols - at).min(16)) - 1) as u16
+    }
+}
+
+/// RNE of the f32 values `v` to bf16, as f32 bit patterns (low 16 bits zero).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn round_bf16(v: __m512) -> __m512i {
+    let b = _mm512_castps_si512(v);
+    let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+    let r = _mm512_add_epi32(b, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    _mm512_and_si512(r, _mm512_set1_epi32(0xffff_0000u32 as i32))
+}
+
+/// Packs token block `tb` (tokens `16 tb ..`, zeros past `n`) of the rows of `x` (`cols` values
+/// each) into `out` ([`block_len`] values): part `p`, pair `kp`, token `t` at
+/// `(p kp_total + kp) 16 + t`, the pair's two bf16 values in one `u32` (even value low).
+pub(crate) fn pack_acts_block(x: &[f32], n: usize, cols: usize, tb: usize, out: &mut [u32]) {
+    let kpad = cols.next_multiple_of(KC);
+    let kp_total = kpad / 2;
+    assert!(out.len() >= block_len(cols) && x.len() >= n * cols && available());
+    out[..block_len(cols)].fill(0);
+    // SAFETY: `available` checked AVX-512F/BW; the scatter indices stay below `block_len` and
+    // the loads within row t (masked past `cols`).
+    unsafe { pack_acts_imp(x, n, cols, tb, kp_total, out.as_mut_ptr()) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_acts_imp(
+    x: &[f32],
+    n: usize,
+    cols: usize,
+    tb: usize,
+    kp_total: usize,
+    out: *mut u32,
+) {
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // pair j of a chunk of 32 values goes to row j: index 16 j (+ token)
+    let idx = _mm512_slli_epi32::<4>(lane);
+    // even words of two vectors' high halves: the bf16 of values 0..16 of `lo`, then of `hi`
+    let odd_words = _mm512_setr_epi32(
+        0x0003_0001,
+        0x0007_0005,
+        0x000b_0009,
+        0x000f_000d,
+        0x0013_0011,
+        0x0017_0015,
+        0x001b_0019,
+        0x001f_001d,
+        0x0023_0021,
+        0x0027_0025,
+        0x002b_0029,
+        0x002f_002d,
+        0x0033_0031,
+        0x0037_0035,
+        0x003b_0039,
+        0x003f_003d,
+    );
+    for t in 0..NB.min(n.saturating_sub(tb * NB)) {
+        let row = x.as_ptr().add((tb * NB + t) * cols);
+        for k in (0..cols).step_by(KC) {
+            let v = [
+                _mm512_maskz_loadu_ps(mask16(cols, k), row.add(k)),
+                _mm512_maskz_loadu_ps(mask16(cols, k + 16), row.add(k + 16)),
+            ];
+            // parts of each half: h = rne(x), m = rne(x - h)
+            let mut parts = [[_mm512_setzero_si512(); 2]; XP];
+            for (h, &x) in v.iter().enumerate() {
+                let hb = round_bf16(x);
+                parts[0][h] = hb;
+                let rest = _mm512_sub_ps(x, _mm512_castsi512_ps(hb));
+                parts[1][h] = round_bf16(rest);
+            }
+            for (p, [lo, hi]) in parts.iter().enumerate() {
+                let pairs = _mm512_permutex2var_epi16(*lo, odd_words, *hi);
+                let base = out.add((p * kp_total + k / 2) * NB + t);
+                _mm512_i32scatter_epi32::<4>(base as *mut i32, idx, pairs);
+            }
+        }
+    }
+}
+
+/// Writes the packed f16 rows `w` (`MR` rows, `cols` values each; rows past the matrix are
+/// repeats) as bf16 parts into `panel`: chunk `c` (32 values), part `p`, row `r`, value `kk` at
+/// `((c WP + p) MR + r) 32 + kk` (zeros past `cols`). Every A tile is then 1 KB contiguous.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
+    let odd_words = _mm512_setr_epi32(
+        0x0003_0001,
+        0x0007_0005,
+        0x000b_0009,
+        0x000f_000d,
+        0x0013_0011,
+        0x0017_0015,
+        0x001b_0019,
+        0x001f_001d,
+        0x0023_0021,
+        0x0027_0025,
+        0x002b_0029,
+        0x002f_002d,
+        0x0033_0031,
+        0x0037_0035,
+        0x003b_0039,
+        0x003f_003d,
+    );
+    for (r, row) in w.iter().enumerate() {
+        let p = row.as_ptr();
+        for k in (0..cols).step_by(KC) {
+            // (no closures here: they would not inherit the target features, and the
+            // intrinsics inside would become calls)
+            let v = [
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(cols, k), p.add(2 * k) as *const i16)),
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                    mask16(cols, k + 16),
+                    p.add(2 * k + 32) as *const i16,
+                )),
+            ];
+            let h = [round_bf16(v[0]), round_bf16(v[1])];
+            let l = [
+                _mm512_castps_si512(_mm512_sub_ps(v[0], _mm512_castsi512_ps(h[0]))),
+                _mm512_castps_si512(_mm512_sub_ps(v[1], _mm512_castsi512_ps(h[1]))),
+            ];
+            let c = k / KC;
+            for (part, [lo, hi]) in [h, l].iter().enumerate() {
+                let dst = panel.add(((c * WP + part) * MR + r) * KC);
+                _mm512_storeu_si512(
+                    dst as *mut _,
+                    _mm512_permutex2var_epi16(*lo, odd_words, *hi),
+                );
+            }
+        }
+    }
+}
+
+/// The tile configuration: palette 1, eight tiles of 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+impl TileConfig {
+    const fn all_full() -> TileConfig {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        let mut i = 0;
+        while i < 8 {
+            c[16 + 2 * i] = 64; // colsb (u16 LE)
+            c[48 + i] = 16; // rows
+            i += 1;
+        }
+        TileConfig(c)
+    }
+}
+
+static CONFIG: TileConfig = TileConfig::all_full();
+
+macro_rules! tload {
+    ($t:literal, $p:expr) => {
+        asm!(
+            concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"),
+            p = in(reg) $p,
+            s = in(reg) 64usize,
+            options(nostack, readonly),
+        )
+    };
+}
+macro_rules! tdp {
+    ($c:literal, $a:literal, $b:literal) => {
+        asm!(
+            concat!("tdpbf16ps tmm", $c, ", tmm", $a, ", tmm", $b),
+            options(nostack, nomem)
+        )
+    };
+}
+macro_rules! tstore {
+    ($t:literal, $p:expr) => {
+        asm!(
+            concat!("tilestored [{p} + {s}*1], tmm", $t),
+            p = in(reg) $p,
+            s = in(reg) 64usize,
+            options(nostack),
+        )
+    };
+}
+
+/// Row blocks `b0..b1` ([`MR`] rows each) of the f16 matrix with rows `row(r)` (`rows` × `cols`)
+/// against `n` tokens packed by [`pack_acts_block`] in `xp`, into `dst` (`n × rows`, token-major):
+/// `dst(start, len)` gives the output slice of one token's rows.
+///
+/// # Safety
+/// `dst` is writable for every token's rows `b0 MR .. min(b1 MR, rows)` and no one else accesses
+/// them during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn f16_chunk<'a>(
+    row: &dyn Fn(usize) -> &'a [u8],
+    rows: usize,
+    cols: usize,
+    xp: &[u32],
+    n: usize,
+    b0: usize,
+    b1: usize,
+    dst: *mut f32,
+) {
+    assert!(available() && xp.len() >= acts_len(n, cols));
+    let kpad = cols.next_multiple_of(KC);
+    let mut panel = vec![0u16; kpad * WP * MR];
+    asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly));
+    for b in b0..b1 {
+        let r0 = b * MR;
+        let nrows = MR.min(rows - r0);
+        let wr: [&[u8]; MR] = std::array::from_fn(|i| row(r0 + i.min(nrows - 1)));
+        assert!(wr.iter().all(|r| r.len() >= 2 * cols));
+        pack_panel(&wr, cols, panel.as_mut_ptr());
+        for tp in 0..n.div_ceil(2 * NB) {
+            let x = xp.as_ptr().add(2 * tp * block_len(cols));
+            let mut c = [[0f32; NB * NB]; 4];
+            tiles(panel.as_ptr(), x, block_len(cols), kpad, &mut c);
+            // C tile (rt, tt) holds rows 16 rt.., tokens 32 tp + 16 tt..
+            for (i, tile) in c.iter().enumerate() {
+                let (rt, tt) = (i / 2, i % 2);
+                let t0 = 2 * tp * NB + tt * NB;
+                let rr0 = 16 * rt;
+                if t0 >= n || rr0 >= nrows {
+                    continue;
+                }
+                let nr = 16.min(nrows - rr0);
+                for t in 0..16.min(n - t0) {
+                    let o = dst.add((t0 + t) * rows + r0 + rr0);
+                    for r in 0..nr {
+                        *o.add(r) = tile[r * NB + t];
+                    }
+                }
+            }
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// The four C tiles of one panel against one pair of token blocks over the whole K (the tile
+/// configuration loaded).
+#[target_feature(enable = "avx512f")]
+unsafe fn tiles(panel: *const u16, x: *const u32, blen: usize, kpad: usize, c: &mut [[f32; 256]; 4]) {
+    let kp_total = kpad / 2;
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    for ch in 0..kpad / KC {
+        let mut wp_loaded = usize::MAX;
+        for &(wp, xpart) in &PRODUCTS {
+            if wp != wp_loaded {
+                let a = panel.add((ch * WP + wp) * MR * KC);
+                tload!(4, a);
+                tload!(5, a.add(16 * KC));
+                wp_loaded = wp;
+            }
+            let b = x.add((xpart * kp_total + ch * KC / 2) * NB);
+            tload!(6, b);
+            tload!(7, b.add(blen));
+            tdp!(0, 4, 6);
+            tdp!(1, 4, 7);
+            tdp!(2, 5, 6);
+            tdp!(3, 5, 7);
+        }
+    }
+    tstore!(0, c[0].as_mut_ptr());
+    tstore!(1, c[1].as_mut_ptr());
+    tstore!(2, c[2].as_mut_ptr());
+    tstore!(3, c[3].as_mut_ptr());
+}
