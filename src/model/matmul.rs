@@ -147,6 +147,8 @@ enum Use<'a> {
     F16Gemm(F16Gemm),
     /// The f16 GEMM on AMX tiles (x86-64 only; see `quant::kernels::amx`).
     F16Amx,
+    /// An interleaved Q4_K matrix (16-row groups) on AMX tiles.
+    Q4kAmx(&'a Interleaved),
     Dot(fn(&[u8], &[u8]) -> f32, Option<GgmlType>),
 }
 
@@ -154,7 +156,7 @@ impl Use<'_> {
     /// The activation format of an interleaved product.
     fn act_kind(&self) -> Option<il::ActKind> {
         match self {
-            Use::Packed(p, _) => Some(p.layout.act_kind()),
+            Use::Packed(p, _) | Use::Q4kAmx(p) => Some(p.layout.act_kind()),
             Use::Q8Rows(_) => Some(il::ActKind::Q8_0),
             _ => None,
         }
@@ -162,7 +164,7 @@ impl Use<'_> {
     /// Units of work the rows split into (groups, or row quads).
     fn units(&self, w: &Matrix) -> usize {
         match self {
-            Use::Packed(p, _) => p.groups(),
+            Use::Packed(p, _) | Use::Q4kAmx(p) => p.groups(),
             Use::F16Gemm(g) => w.rows.div_ceil(g.mr),
             Use::F16Amx => w.rows.div_ceil(AMX_MR),
             _ => w.rows.div_ceil(4),
@@ -174,7 +176,16 @@ impl Use<'_> {
 /// batch, on the pool's threads).
 fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
     match w.plan() {
-        Plan::Packed { p, kernel } => Use::Packed(p, *kernel),
+        Plan::Packed { p, kernel } => {
+            if n >= AMX_MIN_TOKENS
+                && p.layout == il::Layout::Q4_Kx8
+                && p.width() == 16
+                && amx_available()
+            {
+                return Use::Q4kAmx(p);
+            }
+            Use::Packed(p, *kernel)
+        }
         Plan::Q8Rows { rows, packed } => {
             if let Some(Some((p, kernel))) = packed.get() {
                 return Use::Packed(p, *kernel);
@@ -309,6 +320,7 @@ fn chunk(
         Use::F16(kernel) => f16_chunk(w, kernel, x, n, u0, u1, dst),
         Use::F16Gemm(g) => f16_gemm_chunk(w, &g, ops.xp, n, u0, u1, dst),
         Use::F16Amx => f16_amx_chunk(w, ops.xamx, n, u0, u1, dst),
+        Use::Q4kAmx(p) => q4_k_amx_chunk(p, acts, n, u0, u1, dst),
         Use::Dot(..) => unreachable!("row-by-row products are not split into units"),
     }
 }
@@ -322,9 +334,37 @@ const AMX_MR: usize = 32;
 /// Whether F16 batches go through AMX tiles (see `quant::kernels::amx`).
 fn amx_available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::quant::kernels::get().f16_gemm.is_some() && crate::quant::kernels::amx::available();
+    return crate::quant::kernels::get().group_width == 16 && crate::quant::kernels::amx::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// Batches from this many tokens on multiply Q4_K matrices on AMX tiles (when the CPU has them).
+const AMX_MIN_TOKENS: usize = 16;
+
+/// Groups `g0..g1` of the interleaved Q4_K matrix `p` on AMX tiles, into `dst`.
+fn q4_k_amx_chunk(p: &Interleaved, acts: &Acts, n: usize, g0: usize, g1: usize, dst: &SharedMut<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = dst.ptr_in(0, n * p.rows);
+        // SAFETY: rows of groups g0..g1 of every token belong to the caller's task only;
+        // `ptr_in` checked that `dst` holds n × rows values.
+        unsafe {
+            crate::quant::kernels::amx::q4_k_chunk(
+                &|g| p.group(g),
+                p.blocks(),
+                p.rows,
+                acts.qs_rows(0, n),
+                acts.d_rows(0, n),
+                n,
+                g0,
+                g1,
+                base,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX products only on x86-64 ({p:p} {acts:p} {n} {g0} {g1} {dst:p})")
 }
 
 /// Packs the activations for the AMX GEMM, a task per pair of 16-token blocks.
@@ -904,6 +944,42 @@ mod tests {
                     );
                 }
                 eprintln!("{rows}x{cols} n{n}: worst error {worst:.2e} of Σ|w x|");
+            }
+        }
+    }
+
+    /// Interleaved Q4_K products on AMX tiles (where the CPU has AMX-INT8) against the reference
+    /// `vec_dot` with ggml's Q8_K operand: group counts with a partial last group (rows not a
+    /// multiple of 16), token counts that are not multiples of the 16-token tile, one and several
+    /// super-blocks. The AMX path computes the same integer sums as the VNNI kernel, so the
+    /// tolerance is the f32 summation's.
+    #[test]
+    fn q4_k_amx_matches_vec_dot() {
+        if !amx_available() {
+            eprintln!("no AMX on this CPU: skipped");
+            return;
+        }
+        let mut seed = 0x4b4b_0123_4567_89abu64;
+        for threads in [1, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let mut s = MatScratch::default();
+            for (rows, cols, n) in [(16, 256, 16), (70, 768, 33), (37, 512, 128), (200, 256, 21)] {
+                let w = matrix(GgmlType::Q4_K, rows, cols, &mut seed);
+                let x = rng_vals(n * cols, &mut seed, 3.0);
+                let Plan::Packed { p, .. } = w.plan() else {
+                    panic!("Q4_K is repacked")
+                };
+                let mut out = vec![f32::NAN; n * rows];
+                product(&pool, &mut s, &w, Use::Q4kAmx(p), &x, n, &mut out);
+                let (want, mag) = naive(&w, &x, n);
+                for i in 0..n * rows {
+                    assert!(
+                        (out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
+                        "{rows}x{cols} n{n} t{threads} [{i}]: {} vs {}",
+                        out[i],
+                        want[i]
+                    );
+                }
             }
         }
     }

@@ -36,9 +36,9 @@ const WP: usize = 2;
 const XP: usize = 2;
 /// The (weight part, activation part) products summed, grouped by weight part (each group loads
 /// its A tiles once). Measured on the 160M F16 file (pp128, 2 threads): see the commit message.
-const PRODUCTS: [(usize, usize); 4] = [(0, 0), (0, 1), (1, 0), (1, 1)];
+const PRODUCTS: [(usize, usize); 4] = [(0, 0), (0, 1), (1, 1), (1, 0)];
 
-/// Whether this CPU and OS run AMX-BF16 (and the environment does not say `FERROLLM_AMX=0`).
+/// Whether this CPU and OS run AMX-BF16 and AMX-INT8 (and the environment does not say `FERROLLM_AMX=0`).
 pub(crate) fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
@@ -48,12 +48,12 @@ pub(crate) fn available() -> bool {
         if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")) {
             return false;
         }
-        // CPUID.(7,0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+        // CPUID.(7,0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE, bit 25 AMX-INT8.
         // SAFETY: leaf 7 exists on every CPU with AVX-512 (`__cpuid_count` is safe from Rust
         // 1.94 on, unsafe before).
         #[allow(unused_unsafe)]
         let edx = unsafe { __cpuid_count(7, 0) }.edx;
-        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
+        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 || edx & (1 << 25) == 0 {
             return false;
         }
         request_tile_state()
@@ -346,7 +346,7 @@ unsafe fn tiles(panel: *const u16, x: *const u32, blen: usize, kpad: usize, c: &
     let kp_total = kpad / 2;
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for ch in 0..kpad / KC {
-        let mut wp_loaded = usize::MAX;
+        let (mut wp_loaded, mut xp_loaded) = (usize::MAX, usize::MAX);
         for &(wp, xpart) in &PRODUCTS {
             if wp != wp_loaded {
                 let a = panel.add((ch * WP + wp) * MR * KC);
@@ -354,9 +354,12 @@ unsafe fn tiles(panel: *const u16, x: *const u32, blen: usize, kpad: usize, c: &
                 tload!(5, a.add(16 * KC));
                 wp_loaded = wp;
             }
-            let b = x.add((xpart * kp_total + ch * KC / 2) * NB);
-            tload!(6, b);
-            tload!(7, b.add(blen));
+            if xpart != xp_loaded {
+                let b = x.add((xpart * kp_total + ch * KC / 2) * NB);
+                tload!(6, b);
+                tload!(7, b.add(blen));
+                xp_loaded = xpart;
+            }
             tdp!(0, 4, 6);
             tdp!(1, 4, 7);
             tdp!(2, 5, 6);
@@ -367,4 +370,204 @@ unsafe fn tiles(panel: *const u16, x: *const u32, blen: usize, kpad: usize, c: &
     tstore!(1, c[1].as_mut_ptr());
     tstore!(2, c[2].as_mut_ptr());
     tstore!(3, c[3].as_mut_ptr());
+}
+
+// ---------------------------------------------------------------- Q4_K
+
+/// Tile shapes of the Q4_K kernel (all 16 rows × 64 bytes): tmm0..2 the products with the scaled
+/// codes' high and low parts and with the mins (16 tokens × 16 weight rows of i32), tmm3 the
+/// activations (16 tokens × 64 values), tmm4..6 the weights' operands (16 quads of values × 16
+/// rows × 4 bytes: the quad layout of `tdpbsud`, which the interleaved Q4_K groups already use).
+static CONFIG_Q4K: TileConfig = TileConfig::all_full();
+
+/// Tokens per Q4_K tile.
+pub(crate) const Q4K_TOKENS: usize = 16;
+
+/// Groups `g0..g1` (16 rows each) of an interleaved Q4_K matrix (`Layout::Q4_Kx8` with width 16,
+/// `ns` super-blocks per row, `rows` rows) against `n` Q8_K activation rows, into `dst` (`n ×
+/// rows`, token-major). `group(g)` is group `g`'s bytes; `qs` the activations' quants (`n` rows of
+/// `256 ns`) and `ad` their super-block scales (`n × ns`).
+///
+/// The sub-block scales are folded into the weights before the products: per super-block, each
+/// code times its 6-bit scale (≤ 63 · 15 = 945) is split into `hi = sc q >> 2` (≤ 236) and
+/// `lo = sc q & 3`, both unsigned bytes, and `Σ a sc q = 4 Σ a hi + Σ a lo` exactly; the mins'
+/// term `Σ_sub min Σ a` is a third product with the min repeated over its sub-block's values. So
+/// one super-block of 16 tokens × 16 rows is 12 `tdpbsud` (three per 64 values), read out once:
+/// the integer sums are those of the VNNI kernel (`q4_k_imp`), and the f32 scaling (`d`, `dmin`
+/// and the activations' scale) is the same.
+///
+/// # Safety
+/// `dst` is writable for every token's rows `16 g0 .. min(16 g1, rows)` and no one else accesses
+/// them during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn q4_k_chunk<'a>(
+    group: &dyn Fn(usize) -> &'a [u8],
+    ns: usize,
+    rows: usize,
+    qs: &[i8],
+    ad: &[f32],
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: *mut f32,
+) {
+    let cols = 256 * ns;
+    assert!(available() && qs.len() >= n * cols && ad.len() >= n * ns);
+    let ntb = n.div_ceil(Q4K_TOKENS);
+    // the last partial block of tokens, padded with zero rows (tile loads read 16 rows)
+    let tail = n % Q4K_TOKENS;
+    let mut pad = vec![0i8; if tail > 0 { Q4K_TOKENS * cols } else { 0 }];
+    if tail > 0 {
+        pad[..tail * cols].copy_from_slice(&qs[(n - tail) * cols..n * cols]);
+    }
+    let mut ops = Q4kOperands([[[0u8; 1024]; 4]; 3]);
+    let mut acc = vec![[[0f32; 16]; Q4K_TOKENS]; ntb];
+    asm!("ldtilecfg [{}]", in(reg) CONFIG_Q4K.0.as_ptr(), options(nostack, readonly));
+    for g in g0..g1 {
+        let grp = group(g);
+        assert!(grp.len() >= ns * 148 * 16);
+        acc.iter_mut().for_each(|a| *a = [[0f32; 16]; Q4K_TOKENS]);
+        for s in 0..ns {
+            pack_q4_k_super(grp.as_ptr(), ns, s, &mut ops);
+            for (tb, acc) in acc.iter_mut().enumerate() {
+                let t0 = tb * Q4K_TOKENS;
+                let a = if t0 + Q4K_TOKENS > n {
+                    pad.as_ptr()
+                } else {
+                    qs.as_ptr().add(t0 * cols)
+                };
+                let das: [f32; Q4K_TOKENS] =
+                    std::array::from_fn(|t| ad[(t0 + t).min(n - 1) * ns + s]);
+                q4_k_super(grp.as_ptr(), ns, s, a.add(256 * s), cols, &ops, &das, acc);
+            }
+        }
+        let r0 = 16 * g;
+        let nr = 16.min(rows - r0);
+        for (tb, acc) in acc.iter().enumerate() {
+            let t0 = tb * Q4K_TOKENS;
+            for (t, o) in acc.iter().enumerate().take(Q4K_TOKENS.min(n - t0)) {
+                std::ptr::copy_nonoverlapping(o.as_ptr(), dst.add((t0 + t) * rows + r0), nr);
+            }
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// The weight operands of one super-block: `[part][chunk]`, part 0 `hi`, 1 `lo`, 2 the mins;
+/// chunk `c` (values `64 c ..`) as 16 quads × 16 rows × 4 bytes.
+#[repr(C, align(64))]
+struct Q4kOperands([[[u8; 1024]; 4]; 3]);
+
+/// Fills `ops` for super-block `s` of a 16-row Q4_K group (see [`q4_k_chunk`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_q4_k_super(grp: *const u8, ns: usize, s: usize, ops: &mut Q4kOperands) {
+    let m4 = _mm512_set1_epi8(15);
+    let low = _mm512_set1_epi16(0xff);
+    let sc = grp.add(ns * 2048 + s * 128);
+    let mn = grp.add(ns * 2048 + ns * 128 + s * 128);
+    // each row's byte of sub-block j, repeated over the row's four bytes of a quad (a macro:
+    // a closure would not inherit the target features)
+    macro_rules! rep {
+        ($p:expr) => {
+            _mm512_mullo_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128($p as *const __m128i)),
+                _mm512_set1_epi32(0x0101_0101),
+            )
+        };
+    }
+    for c in 0..4 {
+        let p = grp.add(s * 2048 + 512 * c);
+        for half in 0..2 {
+            let j = 2 * c + half;
+            let scv = rep!(sc.add(16 * j));
+            let mnv = rep!(mn.add(16 * j));
+            let (sc_e, sc_o) = (_mm512_and_si512(scv, low), _mm512_srli_epi16::<8>(scv));
+            for k in 0..8 {
+                let v = _mm512_loadu_si512(p.add(64 * k) as *const _);
+                let q = if half == 0 {
+                    _mm512_and_si512(v, m4)
+                } else {
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4)
+                };
+                // sc q per byte, as 16-bit products of the even and odd bytes
+                let pe = _mm512_mullo_epi16(_mm512_and_si512(q, low), sc_e);
+                let po = _mm512_mullo_epi16(_mm512_srli_epi16::<8>(q), sc_o);
+                let hi = _mm512_or_si512(
+                    _mm512_srli_epi16::<2>(pe),
+                    _mm512_slli_epi16::<8>(_mm512_srli_epi16::<2>(po)),
+                );
+                let three = _mm512_set1_epi16(3);
+                let lo = _mm512_or_si512(
+                    _mm512_and_si512(pe, three),
+                    _mm512_slli_epi16::<8>(_mm512_and_si512(po, three)),
+                );
+                let row = 64 * (8 * half + k);
+                _mm512_store_si512(ops.0[0][c].as_mut_ptr().add(row) as *mut _, hi);
+                _mm512_store_si512(ops.0[1][c].as_mut_ptr().add(row) as *mut _, lo);
+                _mm512_store_si512(ops.0[2][c].as_mut_ptr().add(row) as *mut _, mnv);
+            }
+        }
+    }
+}
+
+macro_rules! tload_s {
+    ($t:literal, $p:expr, $stride:expr) => {
+        asm!(
+            concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"),
+            p = in(reg) $p,
+            s = in(reg) $stride,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// Super-block `s` of 16 tokens (quants from `a`, rows `lda` apart, scales `da`) × the 16 rows
+/// whose operands are in `ops`, added into `acc[t][r]` (the Q4_K tile configuration loaded).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
+unsafe fn q4_k_super(
+    grp: *const u8,
+    ns: usize,
+    s: usize,
+    a: *const i8,
+    lda: usize,
+    ops: &Q4kOperands,
+    da: &[f32; Q4K_TOKENS],
+    acc: &mut [[f32; 16]; Q4K_TOKENS],
+) {
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", options(nostack, nomem));
+    for c in 0..4 {
+        tload_s!(3, a.add(64 * c), lda);
+        tload_s!(4, ops.0[0][c].as_ptr(), 64usize);
+        tload_s!(5, ops.0[1][c].as_ptr(), 64usize);
+        tload_s!(6, ops.0[2][c].as_ptr(), 64usize);
+        asm!(
+            "tdpbsud tmm0, tmm3, tmm4",
+            "tdpbsud tmm1, tmm3, tmm5",
+            "tdpbsud tmm2, tmm3, tmm6",
+            options(nostack, nomem)
+        );
+    }
+    // the three tiles' i32 results, written by `tilestored` only
+    #[repr(align(64))]
+    struct Buf(#[allow(dead_code)] [[[i32; 16]; 16]; 3]);
+    let mut cb = std::mem::MaybeUninit::<Buf>::uninit();
+    let cp = cb.as_mut_ptr() as *mut [i32; 16];
+    tstore!(0, cp);
+    tstore!(1, cp.add(16));
+    tstore!(2, cp.add(32));
+    let dd = grp.add(ns * 2048 + 2 * ns * 128);
+    let dw = _mm512_cvtph_ps(_mm256_loadu_si256(dd.add(32 * s) as *const __m256i));
+    let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dd.add(ns * 32 + 32 * s) as *const __m256i));
+    for (t, acc) in acc.iter_mut().enumerate() {
+        let hi = _mm512_load_si512(cp.add(t) as *const _);
+        let lo = _mm512_load_si512(cp.add(16 + t) as *const _);
+        let mi = _mm512_load_si512(cp.add(32 + t) as *const _);
+        let x = _mm512_add_epi32(_mm512_slli_epi32::<2>(hi), lo);
+        let dav = _mm512_set1_ps(da[t]);
+        let mut v = _mm512_loadu_ps(acc.as_ptr());
+        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), _mm512_mul_ps(dw, dav), v);
+        v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(mw, dav), v);
+        _mm512_storeu_ps(acc.as_mut_ptr(), v);
+    }
 }
