@@ -1,10 +1,10 @@
 //! The f16 GEMM on AMX tiles (Intel AMX-BF16), for prompt batches of F16 weights.
 //!
 //! AMX multiplies bf16 only, so each operand is split into bf16 parts whose sum is the value:
-//! an f16 weight `w = wh + wl` exactly (f16 has 11 significant bits, `wh` takes 8 with
-//! round-to-nearest-even and the remainder, at most 4 bits at `wh`'s last place and below, is
-//! exact in bf16; f16's range lies inside bf16's), and an f32 activation `x = xh + xm + xl`
-//! exactly (three times 8 bits, barring overflow near f32's maximum). The products computed are
+//! an f16 weight `w = wh + wl` exactly (f16 has 11 significant bits, `wh` is `w` truncated to
+//! bf16's 8 and the remainder, at most 3 bits, is exact in bf16; f16's range lies inside bf16's),
+//! and an f32 activation `x = xh + xm + xl` exactly (three times 8 bits rounded to nearest even,
+//! barring overflow near f32's maximum). The products computed are
 //! `wh·xh + wl·xh + wh·xm + wl·xm` ([`PRODUCTS`]); each bf16 × bf16 product is exact in f32
 //! and `tdpbf16ps` accumulates in f32, so the only term left out, `wh·xl` (|xl| ≤ 2^-16 |x|,
 //! together with `wl·xl`), bounds the error at about 2^-16 Σ|w x| + f32 accumulation rounding.
@@ -220,7 +220,13 @@ unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
                     p.add(2 * k + 32) as *const i16,
                 )),
             ];
-            let h = [round_bf16(v[0]), round_bf16(v[1])];
+            // wh = w truncated to bf16: w - wh has at most 3 significant bits (f16 has 11), so
+            // the split is exact as with rounding, for one AND instead of four operations
+            let top = _mm512_set1_epi32(0xffff_0000u32 as i32);
+            let h = [
+                _mm512_and_si512(_mm512_castps_si512(v[0]), top),
+                _mm512_and_si512(_mm512_castps_si512(v[1]), top),
+            ];
             let l = [
                 _mm512_castps_si512(_mm512_sub_ps(v[0], _mm512_castsi512_ps(h[0]))),
                 _mm512_castps_si512(_mm512_sub_ps(v[1], _mm512_castsi512_ps(h[1]))),
@@ -420,13 +426,12 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
     if tail > 0 {
         pad[..tail * cols].copy_from_slice(&qs[(n - tail) * cols..n * cols]);
     }
-    let mut ops = Q4kOperands([[[0u8; 1024]; 4]; 3]);
+    let mut ops = Box::new(Q4kOperands([[[0u8; 1024]; 4]; 3]));
     let mut acc = vec![[[0f32; 16]; Q4K_TOKENS]; ntb];
     asm!("ldtilecfg [{}]", in(reg) CONFIG_Q4K.0.as_ptr(), options(nostack, readonly));
     for g in g0..g1 {
         let grp = group(g);
         assert!(grp.len() >= ns * 148 * 16);
-        acc.iter_mut().for_each(|a| *a = [[0f32; 16]; Q4K_TOKENS]);
         for s in 0..ns {
             pack_q4_k_super(grp.as_ptr(), ns, s, &mut ops);
             for (tb, acc) in acc.iter_mut().enumerate() {
@@ -438,7 +443,7 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
                 };
                 let das: [f32; Q4K_TOKENS] =
                     std::array::from_fn(|t| ad[(t0 + t).min(n - 1) * ns + s]);
-                q4_k_super(grp.as_ptr(), ns, s, a.add(256 * s), cols, &ops, &das, acc);
+                q4_k_super(grp.as_ptr(), ns, s, a.add(256 * s), cols, &ops, &das, acc, s == 0);
             }
         }
         let r0 = 16 * g;
@@ -446,7 +451,12 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
         for (tb, acc) in acc.iter().enumerate() {
             let t0 = tb * Q4K_TOKENS;
             for (t, o) in acc.iter().enumerate().take(Q4K_TOKENS.min(n - t0)) {
-                std::ptr::copy_nonoverlapping(o.as_ptr(), dst.add((t0 + t) * rows + r0), nr);
+                let d = dst.add((t0 + t) * rows + r0);
+                if nr == 16 {
+                    std::ptr::copy_nonoverlapping(o.as_ptr(), d, 16);
+                } else {
+                    std::ptr::copy_nonoverlapping(o.as_ptr(), d, nr);
+                }
             }
         }
     }
@@ -522,7 +532,8 @@ macro_rules! tload_s {
 }
 
 /// Super-block `s` of 16 tokens (quants from `a`, rows `lda` apart, scales `da`) × the 16 rows
-/// whose operands are in `ops`, added into `acc[t][r]` (the Q4_K tile configuration loaded).
+/// whose operands are in `ops`, added into `acc[t][r]` (written over when `first`; the Q4_K tile
+/// configuration loaded).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,f16c")]
 unsafe fn q4_k_super(
@@ -534,6 +545,7 @@ unsafe fn q4_k_super(
     ops: &Q4kOperands,
     da: &[f32; Q4K_TOKENS],
     acc: &mut [[f32; 16]; Q4K_TOKENS],
+    first: bool,
 ) {
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", options(nostack, nomem));
     for c in 0..4 {
@@ -565,7 +577,11 @@ unsafe fn q4_k_super(
         let mi = _mm512_load_si512(cp.add(32 + t) as *const _);
         let x = _mm512_add_epi32(_mm512_slli_epi32::<2>(hi), lo);
         let dav = _mm512_set1_ps(da[t]);
-        let mut v = _mm512_loadu_ps(acc.as_ptr());
+        let mut v = if first {
+            _mm512_setzero_ps()
+        } else {
+            _mm512_loadu_ps(acc.as_ptr())
+        };
         v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), _mm512_mul_ps(dw, dav), v);
         v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(mw, dav), v);
         _mm512_storeu_ps(acc.as_mut_ptr(), v);
