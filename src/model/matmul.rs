@@ -334,7 +334,8 @@ const AMX_MR: usize = 32;
 /// Whether F16 batches go through AMX tiles (see `quant::kernels::amx`).
 fn amx_available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::quant::kernels::get().group_width == 16 && crate::quant::kernels::amx::available();
+    return crate::quant::kernels::get().group_width == 16
+        && crate::quant::kernels::amx::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -343,7 +344,14 @@ fn amx_available() -> bool {
 const AMX_MIN_TOKENS: usize = 16;
 
 /// Groups `g0..g1` of the interleaved Q4_K matrix `p` on AMX tiles, into `dst`.
-fn q4_k_amx_chunk(p: &Interleaved, acts: &Acts, n: usize, g0: usize, g1: usize, dst: &SharedMut<f32>) {
+fn q4_k_amx_chunk(
+    p: &Interleaved,
+    acts: &Acts,
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: &SharedMut<f32>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         let base = dst.ptr_in(0, n * p.rows);
@@ -398,7 +406,16 @@ fn f16_amx_chunk(w: &Matrix, xp: &[u32], n: usize, b0: usize, b1: usize, dst: &S
         // SAFETY: rows b0 MR .. b1 MR of every token belong to the caller's task only; `ptr_in`
         // checked that `dst` holds n × rows values.
         unsafe {
-            crate::quant::kernels::amx::f16_chunk(&|r| w.row(r), w.rows, w.cols, xp, n, b0, b1, base)
+            crate::quant::kernels::amx::f16_chunk(
+                &|r| w.row(r),
+                w.rows,
+                w.cols,
+                xp,
+                n,
+                b0,
+                b1,
+                base,
+            )
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -214,7 +214,10 @@ unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
             // (no closures here: they would not inherit the target features, and the
             // intrinsics inside would become calls)
             let v = [
-                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(cols, k), p.add(2 * k) as *const i16)),
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                    mask16(cols, k),
+                    p.add(2 * k) as *const i16,
+                )),
                 _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
                     mask16(cols, k + 16),
                     p.add(2 * k + 32) as *const i16,
@@ -348,9 +351,21 @@ pub(crate) unsafe fn f16_chunk<'a>(
 /// The four C tiles of one panel against one pair of token blocks over the whole K (the tile
 /// configuration loaded).
 #[target_feature(enable = "avx512f")]
-unsafe fn tiles(panel: *const u16, x: *const u32, blen: usize, kpad: usize, c: &mut [[f32; 256]; 4]) {
+unsafe fn tiles(
+    panel: *const u16,
+    x: *const u32,
+    blen: usize,
+    kpad: usize,
+    c: &mut [[f32; 256]; 4],
+) {
     let kp_total = kpad / 2;
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
     for ch in 0..kpad / KC {
         let (mut wp_loaded, mut xp_loaded) = (usize::MAX, usize::MAX);
         for &(wp, xpart) in &PRODUCTS {
@@ -443,7 +458,17 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
                 };
                 let das: [f32; Q4K_TOKENS] =
                     std::array::from_fn(|t| ad[(t0 + t).min(n - 1) * ns + s]);
-                q4_k_super(grp.as_ptr(), ns, s, a.add(256 * s), cols, &ops, &das, acc, s == 0);
+                q4_k_super(
+                    grp.as_ptr(),
+                    ns,
+                    s,
+                    a.add(256 * s),
+                    cols,
+                    &ops,
+                    &das,
+                    acc,
+                    s == 0,
+                );
             }
         }
         let r0 = 16 * g;
@@ -547,7 +572,12 @@ unsafe fn q4_k_super(
     acc: &mut [[f32; 16]; Q4K_TOKENS],
     first: bool,
 ) {
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", options(nostack, nomem));
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        options(nostack, nomem)
+    );
     for c in 0..4 {
         tload_s!(3, a.add(64 * c), lda);
         tload_s!(4, ops.0[0][c].as_ptr(), 64usize);
@@ -570,7 +600,9 @@ unsafe fn q4_k_super(
     tstore!(2, cp.add(32));
     let dd = grp.add(ns * 2048 + 2 * ns * 128);
     let dw = _mm512_cvtph_ps(_mm256_loadu_si256(dd.add(32 * s) as *const __m256i));
-    let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dd.add(ns * 32 + 32 * s) as *const __m256i));
+    let mw = _mm512_cvtph_ps(_mm256_loadu_si256(
+        dd.add(ns * 32 + 32 * s) as *const __m256i
+    ));
     for (t, acc) in acc.iter_mut().enumerate() {
         let hi = _mm512_load_si512(cp.add(t) as *const _);
         let lo = _mm512_load_si512(cp.add(16 + t) as *const _);
