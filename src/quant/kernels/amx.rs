@@ -374,16 +374,32 @@ unsafe fn f16_blocks<'a>(
                     continue;
                 }
                 let nr = 16.min(nrows - rr0);
-                for t in 0..16.min(n - t0) {
-                    let o = dst.add((t0 + t) * rows + r0 + rr0);
-                    for r in 0..nr {
-                        *o.add(r) = tile[r * NB + t];
-                    }
-                }
+                write_transposed(
+                    tile,
+                    16.min(n - t0),
+                    nr,
+                    dst.add(t0 * rows + r0 + rr0),
+                    rows,
+                );
             }
         }
     }
     asm!("tilerelease", options(nostack, nomem));
+}
+
+/// `dst[t ldd + r] = tile[r][t]` for `t < nt`, `r < nr`: each token's column gathered (16
+/// loads in one instruction) and stored with a mask, instead of 256 scalar copies (those were
+/// about 5 % of an F16 product's time on 2048 × 768).
+#[target_feature(enable = "avx512f")]
+unsafe fn write_transposed(tile: &[f32; NB * NB], nt: usize, nr: usize, dst: *mut f32, ldd: usize) {
+    let idx = _mm512_setr_epi32(
+        0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
+    );
+    let mask = ((1u32 << nr) - 1) as u16;
+    for t in 0..nt {
+        let col = _mm512_i32gather_ps::<4>(idx, tile.as_ptr().add(t));
+        _mm512_mask_storeu_ps(dst.add(t * ldd), mask, col);
+    }
 }
 
 /// The four C tiles of one panel against one pair of token blocks over the whole K (the tile
