@@ -41,10 +41,12 @@ pub(crate) enum Plan {
         rows: Q8RowsKernel,
         packed: OnceLock<Option<(Interleaved, GroupKernel)>>,
     },
-    /// F16 rows with f32 activations; `gemm` for batches when the build has one.
+    /// F16 rows with f32 activations; `gemm` for batches when the build has one, or AMX tiles
+    /// (`amx`) when the CPU has AMX-BF16.
     F16 {
         kernel: RowsKernel,
         gemm: Option<F16Gemm>,
+        amx: bool,
     },
     /// One `vec_dot` per (row, token); activations in `act` (None: f32).
     Dot {
@@ -106,6 +108,7 @@ impl Plan {
             return Plan::F16 {
                 kernel: il::f16_rows_kernel(),
                 gemm: il::f16_gemm_kernel(),
+                amx: amx_available(),
             };
         }
         Plan::Dot {
@@ -142,6 +145,10 @@ enum Use<'a> {
     Q8Rows(Q8RowsKernel),
     F16(RowsKernel),
     F16Gemm(F16Gemm),
+    /// The f16 GEMM on AMX tiles (x86-64 only; see `quant::kernels::amx`).
+    F16Amx,
+    /// An interleaved Q4_K matrix (16-row groups) on AMX tiles.
+    Q4kAmx(&'a Interleaved),
     Dot(fn(&[u8], &[u8]) -> f32, Option<GgmlType>),
 }
 
@@ -149,7 +156,7 @@ impl Use<'_> {
     /// The activation format of an interleaved product.
     fn act_kind(&self) -> Option<il::ActKind> {
         match self {
-            Use::Packed(p, _) => Some(p.layout.act_kind()),
+            Use::Packed(p, _) | Use::Q4kAmx(p) => Some(p.layout.act_kind()),
             Use::Q8Rows(_) => Some(il::ActKind::Q8_0),
             _ => None,
         }
@@ -157,8 +164,9 @@ impl Use<'_> {
     /// Units of work the rows split into (groups, or row quads).
     fn units(&self, w: &Matrix) -> usize {
         match self {
-            Use::Packed(p, _) => p.groups(),
+            Use::Packed(p, _) | Use::Q4kAmx(p) => p.groups(),
             Use::F16Gemm(g) => w.rows.div_ceil(g.mr),
+            Use::F16Amx => w.rows.div_ceil(AMX_MR),
             _ => w.rows.div_ceil(4),
         }
     }
@@ -168,7 +176,16 @@ impl Use<'_> {
 /// batch, on the pool's threads).
 fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
     match w.plan() {
-        Plan::Packed { p, kernel } => Use::Packed(p, *kernel),
+        Plan::Packed { p, kernel } => {
+            if n >= AMX_MIN_TOKENS
+                && p.layout == il::Layout::Q4_Kx8
+                && p.width() == 16
+                && amx_available()
+            {
+                return Use::Q4kAmx(p);
+            }
+            Use::Packed(p, *kernel)
+        }
         Plan::Q8Rows { rows, packed } => {
             if let Some(Some((p, kernel))) = packed.get() {
                 return Use::Packed(p, *kernel);
@@ -183,7 +200,8 @@ fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
                 None => Use::Q8Rows(*rows),
             }
         }
-        Plan::F16 { kernel, gemm } => match gemm.filter(|_| n >= GEMM_MIN_TOKENS) {
+        Plan::F16 { kernel, gemm, amx } => match gemm.filter(|_| n >= GEMM_MIN_TOKENS) {
+            Some(_) if *amx => Use::F16Amx,
             Some(g) => Use::F16Gemm(g),
             None => Use::F16(*kernel),
         },
@@ -198,6 +216,8 @@ pub struct MatScratch {
     operand: Vec<u8>,
     /// Activations packed for the f16 GEMM (see [`pack_x`]).
     xpack: Vec<f32>,
+    /// Activations packed for the AMX f16 GEMM (bf16 parts, see `quant::kernels::amx`).
+    xamx: Vec<u32>,
 }
 
 /// Row ranges per thread: enough to balance threads that another process slows down.
@@ -246,13 +266,17 @@ fn product(
     out: &mut [f32],
 ) {
     prepare_operands(pool, s, u, x, n, w.cols);
-    let (acts, xp) = (&s.acts, &s.xpack[..]);
+    let ops = Operands {
+        acts: &s.acts,
+        xp: &s.xpack,
+        xamx: &s.xamx,
+    };
     let units = u.units(w);
     let (per, tasks) = split(units, pool.threads());
     let dst = SharedMut::new(out);
     pool.run(tasks, |task, _| {
         let u1 = ((task + 1) * per).min(units);
-        chunk(u, w, acts, x, xp, n, task * per, u1, &dst);
+        chunk(u, w, &ops, x, n, task * per, u1, &dst);
     });
 }
 
@@ -265,6 +289,16 @@ fn prepare_operands(pool: &Pool, s: &mut MatScratch, u: Use<'_>, x: &[f32], n: u
     if let Use::F16Gemm(g) = u {
         pack_x(pool, &mut s.xpack, g.nr, x, n, cols);
     }
+    if let Use::F16Amx = u {
+        pack_x_amx(pool, &mut s.xamx, x, n, cols);
+    }
+}
+
+/// The prepared operands of a product (see [`prepare_operands`]).
+struct Operands<'a> {
+    acts: &'a Acts,
+    xp: &'a [f32],
+    xamx: &'a [u32],
 }
 
 /// Units `u0..u1` of the product of `w` (used as `u`) with the prepared operands, into `dst`.
@@ -272,21 +306,120 @@ fn prepare_operands(pool: &Pool, s: &mut MatScratch, u: Use<'_>, x: &[f32], n: u
 fn chunk(
     u: Use<'_>,
     w: &Matrix,
-    acts: &Acts,
+    ops: &Operands<'_>,
     x: &[f32],
-    xp: &[f32],
     n: usize,
     u0: usize,
     u1: usize,
     dst: &SharedMut<f32>,
 ) {
+    let acts = ops.acts;
     match u {
         Use::Packed(p, kernel) => packed_chunk(p, kernel, acts, n, u0, u1, dst),
         Use::Q8Rows(kernel) => q8_rows_chunk(w, kernel, acts, n, u0, u1, dst),
         Use::F16(kernel) => f16_chunk(w, kernel, x, n, u0, u1, dst),
-        Use::F16Gemm(g) => f16_gemm_chunk(w, &g, xp, n, u0, u1, dst),
+        Use::F16Gemm(g) => f16_gemm_chunk(w, &g, ops.xp, n, u0, u1, dst),
+        Use::F16Amx => f16_amx_chunk(w, ops.xamx, n, u0, u1, dst),
+        Use::Q4kAmx(p) => q4_k_amx_chunk(p, acts, n, u0, u1, dst),
         Use::Dot(..) => unreachable!("row-by-row products are not split into units"),
     }
+}
+
+/// Rows per unit of the AMX f16 GEMM.
+#[cfg(target_arch = "x86_64")]
+const AMX_MR: usize = crate::quant::kernels::amx::MR;
+#[cfg(not(target_arch = "x86_64"))]
+const AMX_MR: usize = 32;
+
+/// Whether F16 batches go through AMX tiles (see `quant::kernels::amx`).
+fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::quant::kernels::get().group_width == 16
+        && crate::quant::kernels::amx::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Batches from this many tokens on multiply Q4_K matrices on AMX tiles (when the CPU has them).
+const AMX_MIN_TOKENS: usize = 16;
+
+/// Groups `g0..g1` of the interleaved Q4_K matrix `p` on AMX tiles, into `dst`.
+fn q4_k_amx_chunk(
+    p: &Interleaved,
+    acts: &Acts,
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: &SharedMut<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = dst.ptr_in(0, n * p.rows);
+        // SAFETY: rows of groups g0..g1 of every token belong to the caller's task only;
+        // `ptr_in` checked that `dst` holds n × rows values.
+        unsafe {
+            crate::quant::kernels::amx::q4_k_chunk(
+                &|g| p.group(g),
+                p.blocks(),
+                p.rows,
+                acts.qs_rows(0, n),
+                acts.d_rows(0, n),
+                n,
+                g0,
+                g1,
+                base,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX products only on x86-64 ({p:p} {acts:p} {n} {g0} {g1} {dst:p})")
+}
+
+/// Packs the activations for the AMX GEMM, a task per pair of 16-token blocks.
+fn pack_x_amx(pool: &Pool, xp: &mut Vec<u32>, x: &[f32], n: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::quant::kernels::amx;
+        xp.clear();
+        xp.resize(amx::acts_len(n, cols), 0);
+        let blocks = 2 * n.div_ceil(2 * amx::NB);
+        let blen = xp.len() / blocks;
+        let dst = SharedMut::new(xp);
+        let (per, tasks) = split(blocks, pool.threads());
+        pool.run(tasks, |task, _| {
+            for b in task * per..((task + 1) * per).min(blocks) {
+                // SAFETY: block b belongs to this task only.
+                let d = unsafe { dst.range(b * blen, blen) };
+                amx::pack_acts_block(x, n, cols, b, d);
+            }
+        });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX products only on x86-64 ({pool:p} {xp:p} {x:p} {n} {cols})")
+}
+
+/// Row blocks `b0..b1` of the f16 matrix `w` on AMX tiles, into `dst`.
+fn f16_amx_chunk(w: &Matrix, xp: &[u32], n: usize, b0: usize, b1: usize, dst: &SharedMut<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = dst.ptr_in(0, n * w.rows);
+        // SAFETY: rows b0 MR .. b1 MR of every token belong to the caller's task only; `ptr_in`
+        // checked that `dst` holds n × rows values.
+        unsafe {
+            crate::quant::kernels::amx::f16_chunk(
+                &|r| w.row(r),
+                w.rows,
+                w.cols,
+                xp,
+                n,
+                b0,
+                b1,
+                base,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX products only on x86-64 ({w:p} {xp:p} {n} {b0} {b1} {dst:p})")
 }
 
 /// Quantizes the activation rows for an interleaved layout, in parallel for a batch.
@@ -530,7 +663,8 @@ pub fn linear_multi(
     let k0 = u(0).act_kind();
     let fused_packed = k0.is_some() && (0..m).all(|i| u(i).act_kind() == k0);
     let fused_f16 = (0..m).all(|i| matches!(u(i), Use::F16(_)))
-        || (0..m).all(|i| matches!(u(i), Use::F16Gemm(_)));
+        || (0..m).all(|i| matches!(u(i), Use::F16Gemm(_)))
+        || (0..m).all(|i| matches!(u(i), Use::F16Amx));
     if !(fused_packed || fused_f16) {
         for (l, o) in lins.iter().zip(outs.iter_mut()) {
             linear(pool, s, l, x, n, o);
@@ -552,13 +686,17 @@ pub fn linear_multi(
     let dsts: [Option<SharedMut<f32>>; 4] =
         std::array::from_fn(|i| outs.get_mut(i).map(|o| SharedMut::new(o)));
     prepare_operands(pool, s, u(0), x, n, lins[0].w.cols);
-    let (acts, xp) = (&s.acts, &s.xpack[..]);
+    let ops = Operands {
+        acts: &s.acts,
+        xp: &s.xpack,
+        xamx: &s.xamx,
+    };
     pool.run(first[m], |task, _| {
         let i = (0..m).rfind(|&i| first[i] <= task).expect("task in range");
         let c = task - first[i];
         let (u0, u1) = (c * per[i], ((c + 1) * per[i]).min(units(i)));
         let dst = dsts[i].as_ref().expect("one output per matrix");
-        chunk(u(i), &lins[i].w, acts, x, xp, n, u0, u1, dst);
+        chunk(u(i), &lins[i].w, &ops, x, n, u0, u1, dst);
     });
     for (l, o) in lins.iter().zip(outs.iter_mut()) {
         add_bias(l, o);
@@ -776,6 +914,88 @@ mod tests {
                             want[i]
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The AMX f16 GEMM (where the CPU has AMX-BF16) on rows that are not multiples of its 32-row
+    /// panels or 16-row tiles, token counts that are not multiples of its 16-token tiles or
+    /// 32-token pairs of them, and columns that end in a partial 32-value chunk; the error bound is
+    /// the bf16 splitting's (about 2^-16 Σ|w x|, see `quant::kernels::amx`).
+    #[test]
+    fn f16_amx_matches_f64_reference() {
+        if !amx_available() {
+            eprintln!("no AMX-BF16 on this CPU: skipped");
+            return;
+        }
+        let mut seed = 0x0a3c_cafe_1234_5678u64;
+        let cases = [
+            (37, 520, 8),
+            (70, 2048, 13),
+            (37, 520, 37),
+            (70, 264, 128),
+            (32, 2048, 128),
+            (5, 8, 3),
+            (17, 40, 33),
+            (96, 768, 100),
+        ];
+        for threads in [1, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let mut s = MatScratch::default();
+            for &(rows, cols, n) in &cases {
+                let w = matrix(GgmlType::F16, rows, cols, &mut seed);
+                let x = rng_vals(n * cols, &mut seed, 3.0);
+                let (want, mag) = f16_reference(&w, &x, n);
+                let mut out = vec![f32::NAN; n * rows];
+                product(&pool, &mut s, &w, Use::F16Amx, &x, n, &mut out);
+                let mut worst = 0f64;
+                for i in 0..n * rows {
+                    let err = (out[i] as f64 - want[i]).abs();
+                    worst = worst.max(err / mag[i]);
+                    assert!(
+                        err <= 2e-5 * mag[i] + 1e-6,
+                        "{rows}x{cols} n{n} t{threads} [{i}]: {} vs {}",
+                        out[i],
+                        want[i]
+                    );
+                }
+                eprintln!("{rows}x{cols} n{n}: worst error {worst:.2e} of Σ|w x|");
+            }
+        }
+    }
+
+    /// Interleaved Q4_K products on AMX tiles (where the CPU has AMX-INT8) against the reference
+    /// `vec_dot` with ggml's Q8_K operand: group counts with a partial last group (rows not a
+    /// multiple of 16), token counts that are not multiples of the 16-token tile, one and several
+    /// super-blocks. The AMX path computes the same integer sums as the VNNI kernel, so the
+    /// tolerance is the f32 summation's.
+    #[test]
+    fn q4_k_amx_matches_vec_dot() {
+        if !amx_available() {
+            eprintln!("no AMX on this CPU: skipped");
+            return;
+        }
+        let mut seed = 0x4b4b_0123_4567_89abu64;
+        for threads in [1, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let mut s = MatScratch::default();
+            for (rows, cols, n) in [(16, 256, 16), (70, 768, 33), (37, 512, 128), (200, 256, 21)] {
+                let w = matrix(GgmlType::Q4_K, rows, cols, &mut seed);
+                let x = rng_vals(n * cols, &mut seed, 3.0);
+                let Plan::Packed { p, .. } = w.plan() else {
+                    panic!("Q4_K is repacked")
+                };
+                let mut out = vec![f32::NAN; n * rows];
+                product(&pool, &mut s, &w, Use::Q4kAmx(p), &x, n, &mut out);
+                let (want, mag) = naive(&w, &x, n);
+                for i in 0..n * rows {
+                    assert!(
+                        (out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
+                        "{rows}x{cols} n{n} t{threads} [{i}]: {} vs {}",
+                        out[i],
+                        want[i]
+                    );
                 }
             }
         }

@@ -438,6 +438,15 @@ impl Acts {
             sum: &self.sum[t * nb..(t + 1) * nb],
         }
     }
+    /// The quants of rows `t0..t0 + nt`, contiguous (`cols` each).
+    pub fn qs_rows(&self, t0: usize, nt: usize) -> &[i8] {
+        &self.qs[t0 * self.cols..(t0 + nt) * self.cols]
+    }
+    /// The block scales of rows `t0..t0 + nt`, contiguous.
+    pub fn d_rows(&self, t0: usize, nt: usize) -> &[f32] {
+        let ns = self.cols / self.kind().scale_values();
+        &self.d[t0 * ns..(t0 + nt) * ns]
+    }
     /// Raw parts for filling rows from several threads: see [`quantize_row`].
     pub fn parts_mut(&mut self) -> (&mut [i8], &mut [f32], &mut [i32]) {
         (&mut self.qs, &mut self.d, &mut self.sum)
