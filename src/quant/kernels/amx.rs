@@ -143,24 +143,7 @@ unsafe fn pack_acts_imp(
     // pair j of a chunk of 32 values goes to row j: index 16 j (+ token)
     let idx = _mm512_slli_epi32::<4>(lane);
     // even words of two vectors' high halves: the bf16 of values 0..16 of `lo`, then of `hi`
-    let odd_words = _mm512_setr_epi32(
-        0x0003_0001,
-        0x0007_0005,
-        0x000b_0009,
-        0x000f_000d,
-        0x0013_0011,
-        0x0017_0015,
-        0x001b_0019,
-        0x001f_001d,
-        0x0023_0021,
-        0x0027_0025,
-        0x002b_0029,
-        0x002f_002d,
-        0x0033_0031,
-        0x0037_0035,
-        0x003b_0039,
-        0x003f_003d,
-    );
+    let odd_words = odd_words();
     for t in 0..NB.min(n.saturating_sub(tb * NB)) {
         let row = x.as_ptr().add((tb * NB + t) * cols);
         for k in (0..cols).step_by(KC) {
@@ -185,12 +168,12 @@ unsafe fn pack_acts_imp(
     }
 }
 
-/// Writes the packed f16 rows `w` (`MR` rows, `cols` values each; rows past the matrix are
-/// repeats) as bf16 parts into `panel`: chunk `c` (32 values), part `p`, row `r`, value `kk` at
-/// `((c WP + p) MR + r) 32 + kk` (zeros past `cols`). Every A tile is then 1 KB contiguous.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
-    let odd_words = _mm512_setr_epi32(
+/// Word indices of `_mm512_permutex2var_epi16` taking the odd 16-bit words (the bf16 high halves
+/// of 32-bit values) of two vectors: those of the first, then those of the second.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn odd_words() -> __m512i {
+    _mm512_setr_epi32(
         0x0003_0001,
         0x0007_0005,
         0x000b_0009,
@@ -207,7 +190,15 @@ unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
         0x0037_0035,
         0x003b_0039,
         0x003f_003d,
-    );
+    )
+}
+
+/// Writes the packed f16 rows `w` (`MR` rows, `cols` values each; rows past the matrix are
+/// repeats) as bf16 parts into `panel`: chunk `c` (32 values), part `p`, row `r`, value `kk` at
+/// `((c WP + p) MR + r) 32 + kk` (zeros past `cols`). Every A tile is then 1 KB contiguous.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+unsafe fn pack_panel(w: &[&[u8]], cols: usize, panel: *mut u16) {
+    let odd_words = odd_words();
     for (r, row) in w.iter().enumerate() {
         let p = row.as_ptr();
         for k in (0..cols).step_by(KC) {
