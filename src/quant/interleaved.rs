@@ -134,7 +134,8 @@ static CURRENT: Mutex<(Weak<Chunk>, usize)> = Mutex::new((Weak::new(), 0));
 /// only where a whole 2 MiB-aligned page fits inside it, so a mapping per matrix left 42 % of 1.1B
 /// Q4_K's packed bytes on small pages (a 2.4 MB matrix holds at most one huge page, the 0.6 MB K
 /// and V none); carved one after another from 2 MiB-aligned chunks, all but the last partial page
-/// of a chunk are huge. Generation rose by about 10 % (1.1B Q4_K and Q4_0, 2 threads).
+/// of a chunk are huge. 1.1B generation, 2 threads, medians of 4 alternations: Q4_K 32.4 → 34.2,
+/// Q4_0 36.6 → 37.4 tokens/s.
 fn carve(len: usize) -> Option<Buf> {
     let span = len.next_multiple_of(64);
     let mut cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());

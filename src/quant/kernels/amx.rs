@@ -310,72 +310,56 @@ pub(crate) unsafe fn f16_chunk<'a>(
         /// The panel of each thread, reused (a fresh one of 256 KB is a fresh mapping per call).
         static PANEL: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    let ntp = n.div_ceil(2 * NB);
     PANEL.with_borrow_mut(|panel| {
         if panel.len() < kpad * WP * MR {
             panel.resize(kpad * WP * MR, 0);
         }
-        f16_blocks(row, rows, cols, xp, n, b0, b1, dst, panel)
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn f16_blocks<'a>(
-    row: &dyn Fn(usize) -> &'a [u8],
-    rows: usize,
-    cols: usize,
-    xp: &[u32],
-    n: usize,
-    b0: usize,
-    b1: usize,
-    dst: *mut f32,
-    panel: &mut [u16],
-) {
-    let kpad = cols.next_multiple_of(KC);
-    let ntp = n.div_ceil(2 * NB);
-    asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly));
-    for b in b0..b1 {
-        let r0 = b * MR;
-        let nrows = MR.min(rows - r0);
-        let wr: [&[u8]; MR] = std::array::from_fn(|i| row(r0 + i.min(nrows - 1)));
-        assert!(wr.iter().all(|r| r.len() >= 2 * cols));
-        pack_panel(&wr, cols, panel.as_mut_ptr());
-        for tp in 0..ntp {
-            // While the tiles run, bring the next panel's rows into L2 (a share per token pair):
-            // packing read them from memory otherwise, about half of its time in the profile.
-            if b + 1 < b1 {
-                for i in (tp..MR).step_by(ntp) {
-                    let r = (b + 1) * MR + i;
-                    if r < rows {
-                        let p = row(r);
-                        for l in (0..p.len()).step_by(64) {
-                            _mm_prefetch::<_MM_HINT_T1>(p.as_ptr().add(l) as *const i8);
+        asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly));
+        for b in b0..b1 {
+            let r0 = b * MR;
+            let nrows = MR.min(rows - r0);
+            let wr: [&[u8]; MR] = std::array::from_fn(|i| row(r0 + i.min(nrows - 1)));
+            assert!(wr.iter().all(|r| r.len() >= 2 * cols));
+            pack_panel(&wr, cols, panel.as_mut_ptr());
+            for tp in 0..ntp {
+                // While the tiles run, bring the next panel's rows into L2 (a share per token pair):
+                // packing read them from memory otherwise, about half of its time in the profile.
+                if b + 1 < b1 {
+                    for i in (tp..MR).step_by(ntp) {
+                        let r = (b + 1) * MR + i;
+                        if r < rows {
+                            let p = row(r);
+                            for l in (0..p.len()).step_by(64) {
+                                _mm_prefetch::<_MM_HINT_T1>(p.as_ptr().add(l) as *const i8);
+                            }
                         }
                     }
                 }
-            }
-            let x = xp.as_ptr().add(2 * tp * block_len(cols));
-            let mut c = [[0f32; NB * NB]; 4];
-            tiles(panel.as_ptr(), x, block_len(cols), kpad, &mut c);
-            // C tile (rt, tt) holds rows 16 rt.., tokens 32 tp + 16 tt..
-            for (i, tile) in c.iter().enumerate() {
-                let (rt, tt) = (i / 2, i % 2);
-                let t0 = 2 * tp * NB + tt * NB;
-                let rr0 = 16 * rt;
-                if t0 >= n || rr0 >= nrows {
-                    continue;
+                let x = xp.as_ptr().add(2 * tp * block_len(cols));
+                let mut c = [[0f32; NB * NB]; 4];
+                tiles(panel.as_ptr(), x, block_len(cols), kpad, &mut c);
+                // C tile (rt, tt) holds rows 16 rt.., tokens 32 tp + 16 tt..
+                for (i, tile) in c.iter().enumerate() {
+                    let (rt, tt) = (i / 2, i % 2);
+                    let t0 = 2 * tp * NB + tt * NB;
+                    let rr0 = 16 * rt;
+                    if t0 >= n || rr0 >= nrows {
+                        continue;
+                    }
+                    let nr = 16.min(nrows - rr0);
+                    write_transposed(
+                        tile,
+                        16.min(n - t0),
+                        nr,
+                        dst.add(t0 * rows + r0 + rr0),
+                        rows,
+                    );
                 }
-                let nr = 16.min(nrows - rr0);
-                write_transposed(
-                    tile,
-                    16.min(n - t0),
-                    nr,
-                    dst.add(t0 * rows + r0 + rr0),
-                    rows,
-                );
             }
         }
-    }
-    asm!("tilerelease", options(nostack, nomem));
+        asm!("tilerelease", options(nostack, nomem));
+    })
 }
 
 /// `dst[t ldd + r] = tile[r][t]` for `t < nt`, `r < nr`: each token's column gathered (16
