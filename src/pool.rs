@@ -239,19 +239,20 @@ impl<T> SharedMut<T> {
         assert!(start + len <= self.len, "range out of bounds");
         std::slice::from_raw_parts_mut(self.ptr.add(start), len)
     }
+    /// The elements `start..start + len`, to read.
+    ///
+    /// # Safety
+    /// Nothing writes them while the result lives, and the slice given to [`SharedMut::new`]
+    /// outlives it without being used otherwise.
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &[T] {
+        assert!(start + len <= self.len, "range out of bounds");
+        std::slice::from_raw_parts(self.ptr.add(start), len)
+    }
     /// A pointer to element `start`, for writes to elements of `start..start + span` that the
     /// caller's task owns (they need not be contiguous).
     pub(crate) fn ptr_in(&self, start: usize, span: usize) -> *mut T {
         assert!(start + span <= self.len, "range out of bounds");
         self.ptr.wrapping_add(start)
-    }
-    /// All elements, to read.
-    ///
-    /// # Safety
-    /// Nothing writes the slice while the result lives (e.g. a step that only reads it), and the
-    /// slice given to [`SharedMut::new`] outlives the result without being used otherwise.
-    pub(crate) unsafe fn shared(&self) -> &[T] {
-        std::slice::from_raw_parts(self.ptr, self.len)
     }
 }
 

@@ -167,6 +167,127 @@ impl KvCache {
     }
 }
 
+/// One KV head's part of a layer's cache: its keys (`n_ctx × head_dim`, position-major) and its
+/// transposed values (`head_dim` rows of `v_stride` positions).
+#[derive(Clone, Copy)]
+struct HeadKv<'a> {
+    k: KvSlice<'a>,
+    v: KvSlice<'a>,
+    head_dim: usize,
+    v_stride: usize,
+}
+
+#[derive(Clone, Copy)]
+enum KvSlice<'a> {
+    F16(&'a [f16]),
+    F32(&'a [f32]),
+}
+
+impl KvCache {
+    /// KV head `h` of layer `layer`, to read.
+    #[cfg(test)]
+    fn head(&self, layer: usize, h: usize) -> HeadKv<'_> {
+        let (kn, vn) = (self.n_ctx * self.head_dim, self.head_dim * self.v_stride);
+        let (k, v) = match (&self.k[layer], &self.v[layer]) {
+            (KvBuf::F16(k), KvBuf::F16(v)) => (
+                KvSlice::F16(&k[h * kn..][..kn]),
+                KvSlice::F16(&v[h * vn..][..vn]),
+            ),
+            (KvBuf::F32(k), KvBuf::F32(v)) => (
+                KvSlice::F32(&k[h * kn..][..kn]),
+                KvSlice::F32(&v[h * vn..][..vn]),
+            ),
+            _ => unreachable!("keys and values share one type"),
+        };
+        self.head_view(k, v)
+    }
+
+    /// KV head `h` of the layer `dst` points into (this cache's [`KvCache::layer_mut`]), to read
+    /// while tasks may write other heads of the layer.
+    ///
+    /// # Safety
+    /// Nothing writes head `h` of that layer while the result lives.
+    unsafe fn head_in<'a>(&self, dst: &'a LayerKv, h: usize) -> HeadKv<'a> {
+        let (kn, vn) = (self.n_ctx * self.head_dim, self.head_dim * self.v_stride);
+        let (k, v) = match dst {
+            LayerKv::F16(k, v) => (
+                KvSlice::F16(k.slice(h * kn, kn)),
+                KvSlice::F16(v.slice(h * vn, vn)),
+            ),
+            LayerKv::F32(k, v) => (
+                KvSlice::F32(k.slice(h * kn, kn)),
+                KvSlice::F32(v.slice(h * vn, vn)),
+            ),
+        };
+        self.head_view(k, v)
+    }
+
+    fn head_view<'a>(&self, k: KvSlice<'a>, v: KvSlice<'a>) -> HeadKv<'a> {
+        HeadKv {
+            k,
+            v,
+            head_dim: self.head_dim,
+            v_stride: self.v_stride,
+        }
+    }
+
+    /// Starts loading the cache lines that generation's attention of KV head `h` touches: the
+    /// entries [`KvCache::store_head`] writes for positions `pos0..pos0 + n` (with write intent),
+    /// and the keys and values of the earlier positions it reads (at most [`KV_PREFETCH`] bytes of
+    /// each). One token's attention otherwise waits on these lines one miss after another: each
+    /// value dimension is a row of its own, and every line was evicted by the layer's weights.
+    fn prefetch_head(&self, dst: &LayerKv, h: usize, pos0: usize, n: usize) {
+        let (hd, vs) = (self.head_dim, self.v_stride);
+        let el = match dst {
+            LayerKv::F16(..) => 2,
+            LayerKv::F32(..) => 4,
+        };
+        let (k, v) = match dst {
+            LayerKv::F16(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>()),
+            LayerKv::F32(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>()),
+        };
+        let k = k.wrapping_add(h * self.n_ctx * hd * el);
+        let v = v.wrapping_add(h * hd * vs * el);
+        let row_read = (pos0 * el).min(KV_PREFETCH / hd);
+        let row_write = ((pos0 + n).next_multiple_of(8) - pos0) * el;
+        prefetch(k, (pos0 * hd * el).min(KV_PREFETCH), false);
+        prefetch(k.wrapping_add(pos0 * hd * el), n * hd * el, true);
+        for d in 0..hd {
+            let row = v.wrapping_add(d * vs * el);
+            prefetch(row, row_read, false);
+            prefetch(row.wrapping_add(pos0 * el), row_write, true);
+        }
+    }
+}
+
+/// Bytes of keys, and of all value rows together, that [`KvCache::prefetch_head`] asks for ahead
+/// (positions past it are read as they come, with the hardware prefetchers' help).
+const KV_PREFETCH: usize = 16 << 10;
+
+/// Asks the CPU to start loading the cache lines of `p..p + bytes` into L1 (with write intent if
+/// `write`). A hint: it never faults, and does nothing off x86-64.
+fn prefetch(p: *const u8, bytes: usize, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        let off = p as usize & 63;
+        let base = p.wrapping_sub(off);
+        for line in 0..(off + bytes).div_ceil(64) * (bytes > 0) as usize {
+            let at = base.wrapping_add(64 * line) as *const i8;
+            // SAFETY: prefetches never fault, whatever the address.
+            unsafe {
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET0>(at)
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(at)
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes, write);
+}
+
 /// Head vectors of the batch's tokens inside a buffer shared by the tasks of one step: token
 /// `t`'s head `h` is `hd` values at `t * stride + off + h * hd`.
 #[derive(Clone, Copy)]
@@ -344,9 +465,8 @@ fn rope_apply(head: &mut [f32], rot: &[(f32, f32)], style: RopeStyle) {
 /// consecutive tokens. Row `r` is head `r % group` of the block's token `r / group`, which sees
 /// keys `0..n_keys + r / group` (causal).
 struct AttnArgs<'a> {
-    kv: &'a KvCache,
-    layer: usize,
-    kvh: usize,
+    /// The block's KV head.
+    kv: HeadKv<'a>,
     /// Keys the block's first token sees.
     n_keys: usize,
     /// Query heads per token (sharing the KV head).
@@ -386,13 +506,11 @@ fn attend(
     let q_row = |r: usize| &q[(r / group) * q_stride + (r % group) * hd..][..hd];
     let stride = a.keys(rows - 1).next_multiple_of(8);
     let scores = &mut scores[..rows * stride];
-    let k_base = a.kvh * a.kv.n_ctx * hd;
-    let v_base = a.kvh * hd * a.kv.v_stride;
     let vs = a.kv.v_stride;
     // Scores.
-    match &a.kv.k[a.layer] {
-        KvBuf::F16(kb) if hd.is_multiple_of(8) => {
-            let kbytes = f16_bytes(&kb[k_base..k_base + a.keys(rows - 1) * hd]);
+    match a.kv.k {
+        KvSlice::F16(kb) if hd.is_multiple_of(8) => {
+            let kbytes = f16_bytes(&kb[..a.keys(rows - 1) * hd]);
             for r0 in (0..rows).step_by(C) {
                 let nr = C.min(rows - r0);
                 let n = a.keys(r0 + nr - 1);
@@ -409,20 +527,20 @@ fn attend(
                 }
             }
         }
-        KvBuf::F16(kb) => {
+        KvSlice::F16(kb) => {
             for r in 0..rows {
                 let qh = q_row(r);
                 for j in 0..a.keys(r) {
-                    let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
+                    let k = &kb[j * hd..(j + 1) * hd];
                     scores[r * stride + j] = k.iter().zip(qh).map(|(k, q)| k.to_f32() * q).sum();
                 }
             }
         }
-        KvBuf::F32(kb) => {
+        KvSlice::F32(kb) => {
             for r in 0..rows {
                 let qh = q_row(r);
                 for j in 0..a.keys(r) {
-                    let k = &kb[k_base + j * hd..k_base + (j + 1) * hd];
+                    let k = &kb[j * hd..(j + 1) * hd];
                     scores[r * stride + j] = k.iter().zip(qh).map(|(k, q)| k * q).sum();
                 }
             }
@@ -439,9 +557,9 @@ fn attend(
         masked.fill(0.0);
     }
     // Weighted sum of values: out[r][d] = Σ_j p[r][j] · V[d][j].
-    match &a.kv.v[a.layer] {
-        KvBuf::F16(vb) => {
-            let vbytes = f16_bytes(&vb[v_base..v_base + hd * vs]);
+    match a.kv.v {
+        KvSlice::F16(vb) => {
+            let vbytes = f16_bytes(vb);
             for r0 in (0..rows).step_by(C) {
                 let nr = C.min(rows - r0);
                 // Rows of the chunk see at most n keys, in whole runs of 8: weights are zero past
@@ -462,12 +580,12 @@ fn attend(
                 }
             }
         }
-        KvBuf::F32(vb) => {
+        KvSlice::F32(vb) => {
             for r in 0..rows {
                 let n = a.keys(r);
                 let p = &scores[r * stride..r * stride + n];
                 for d in 0..hd {
-                    let vrow = &vb[v_base + d * vs..v_base + d * vs + n];
+                    let vrow = &vb[d * vs..d * vs + n];
                     out[r * hd + d] = p.iter().zip(vrow).map(|(p, v)| p * v).sum();
                 }
             }
@@ -552,7 +670,7 @@ pub fn forward(
     // Attention rows per task: about eight (consecutive tokens of one head, or the heads of a
     // GQA group), so the f16 row kernel gets four query rows per key it loads.
     let block = (8 / group).clamp(1, n);
-    let score_len = block * group * ((pos0 + n).next_multiple_of(8) + hd);
+    let score_len = block * group * ((pos0 + n).next_multiple_of(8) + 2 * hd);
     grow(&mut s.scores, threads * score_len);
     let f16_rows = il::f16_rows_kernel();
     for (il, layer) in w.layers.iter().enumerate() {
@@ -600,8 +718,10 @@ pub fn forward(
                 (at(&mut s.q, qd), at(&mut s.k, kvd), at(&mut s.v, kvd))
             }
         };
-        // One step for the rest of Q, K, V: a task per KV head (clamp, RoPE of K, storing K and V
-        // in the cache) and one per query head (clamp, RoPE of Q).
+        // The rest of K and V, per KV head: clamp, RoPE of K, storing both in the cache. Either its
+        // own step before the attention, or (with one block of tokens: one token, or a short batch
+        // of a model without GQA groups) the start of each attention task, which saves a step and
+        // spreads this latency-bound work over the threads.
         let clamp = match layer.qkv {
             Qkv::Fused(_) => spec.clamp_qkv,
             Qkv::Separate { .. } => None,
@@ -609,66 +729,70 @@ pub fn forward(
         let kv_dst = kv.layer_mut(il);
         let kvr = &*kv;
         let table = &s.rope;
-        let prepare = |task: usize, _: usize| {
-            let rotate = |t: usize, x: &mut [f32]| {
-                if let Some(c) = clamp {
-                    x.iter_mut().for_each(|x| *x = x.clamp(-c, c));
-                }
-                if let Some((half, style)) = rope {
-                    rope_apply(x, &table[t * half..(t + 1) * half], style);
-                }
-            };
-            // SAFETY: task `h` (< n_head_kv) owns head h of K, V and of the layer's cache; task
-            // `n_head_kv + h` owns query head h.
-            unsafe {
-                if task < spec.n_head_kv {
-                    for t in 0..n {
-                        rotate(t, kv_k.get(t, task));
-                        if let Some(c) = clamp {
-                            let v = kv_v.get(t, task);
-                            v.iter_mut().for_each(|x| *x = x.clamp(-c, c));
-                        }
-                    }
-                    kvr.store_head(&kv_dst, task, pos0, n, &kv_k, &kv_v);
-                } else {
-                    let h = task - spec.n_head_kv;
-                    (0..n).for_each(|t| rotate(t, qv.get(t, h)));
-                }
+        let rotate = |t: usize, x: &mut [f32]| {
+            if let Some(c) = clamp {
+                x.iter_mut().for_each(|x| *x = x.clamp(-c, c));
+            }
+            if let Some((half, style)) = rope {
+                rope_apply(x, &table[t * half..(t + 1) * half], style);
             }
         };
-        let prep_tasks = spec.n_head_kv + spec.n_head;
-        if n < 4 {
-            (0..prep_tasks).for_each(|task| prepare(task, 0));
-        } else {
-            pool.run(prep_tasks, prepare);
+        // SAFETY (of each call): no other task uses head h of K, V or of the layer's cache
+        // meanwhile.
+        let store = |h: usize| unsafe {
+            for t in 0..n {
+                rotate(t, kv_k.get(t, h));
+                if let Some(c) = clamp {
+                    let v = kv_v.get(t, h);
+                    v.iter_mut().for_each(|x| *x = x.clamp(-c, c));
+                }
+            }
+            kvr.store_head(&kv_dst, h, pos0, n, &kv_k, &kv_v);
+        };
+        let n_blocks = n.div_ceil(block);
+        let fused = n_blocks == 1;
+        if !fused {
+            if n < 4 {
+                (0..spec.n_head_kv).for_each(store);
+            } else {
+                pool.run(spec.n_head_kv, |h, _| store(h));
+            }
         }
         // Attention: one task per (block of consecutive tokens, KV head), covering the query
         // heads that share the KV head; the blocks of the latest tokens (the most keys) first.
+        // Each task clamps and rotates its own query rows into its scratch.
         let heads = SharedMut::new(grow(&mut s.heads, n * qd));
         let scratch = SharedMut::new(&mut s.scores[..threads * score_len]);
-        let n_blocks = n.div_ceil(block);
+        let rows_len = block * group * hd;
         pool.run(n_blocks * spec.n_head_kv, |task, thread| {
             let kvh = task % spec.n_head_kv;
             let t0 = (n_blocks - 1 - task / spec.n_head_kv) * block;
             let nt = block.min(n - t0);
-            let args = AttnArgs {
-                kv: kvr,
-                layer: il,
-                kvh,
-                n_keys: pos0 + t0 + 1,
-                group,
-                scale,
-                slopes: alibi.get(kvh * group..(kvh + 1) * group).unwrap_or(&[]),
-                f16_rows,
-            };
-            // SAFETY: `thread` owns its part of the scratch; the query rows are only read in this
-            // step; this task owns the output heads of (t0.., kvh).
+            if fused {
+                kvr.prefetch_head(&kv_dst, kvh, pos0, n);
+                store(kvh);
+            }
+            // SAFETY: head kvh of the cache is written only before this read (by this task, or in
+            // the step before); `thread` owns its part of the scratch; the query rows are only
+            // read in this step; this task owns the output heads of (t0.., kvh).
             unsafe {
+                let args = AttnArgs {
+                    kv: kvr.head_in(&kv_dst, kvh),
+                    n_keys: pos0 + t0 + 1,
+                    group,
+                    scale,
+                    slopes: alibi.get(kvh * group..(kvh + 1) * group).unwrap_or(&[]),
+                    f16_rows,
+                };
                 let sc = scratch.range(thread * score_len, score_len);
-                let (sc, out) = sc.split_at_mut(score_len - block * group * hd);
-                let q = qv.buf.shared();
-                let at = t0 * qv.stride + qv.off + kvh * group * hd;
-                attend(&args, &q[at..], qv.stride, nt * group, out, sc);
+                let (sc, rest) = sc.split_at_mut(score_len - 2 * rows_len);
+                let (qb, out) = rest.split_at_mut(rows_len);
+                for (r, q) in qb.chunks_exact_mut(hd).take(nt * group).enumerate() {
+                    let (t, g) = (t0 + r / group, kvh * group + r % group);
+                    q.copy_from_slice(qv.buf.slice(t * qv.stride + qv.off + g * hd, hd));
+                    rotate(t, q);
+                }
+                attend(&args, qb, group * hd, nt * group, out, sc);
                 for (i, o) in out.chunks_exact(group * hd).take(nt).enumerate() {
                     let at = (t0 + i) * qd + kvh * group * hd;
                     heads.range(at, group * hd).copy_from_slice(o);
@@ -899,9 +1023,7 @@ mod tests {
             let mut scores = vec![f32::NAN; rows * (pos0 + nt).next_multiple_of(8)];
             for kvh in 0..nkv {
                 let args = |n_keys: usize| AttnArgs {
-                    kv: &kv,
-                    layer: 0,
-                    kvh,
+                    kv: kv.head(0, kvh),
                     n_keys,
                     group,
                     scale,
