@@ -15,6 +15,7 @@ use super::weights::{Layer, Norm, Qkv, Weights};
 use crate::error::Result;
 use crate::pool::{Pool, SharedMut};
 use crate::quant::interleaved::{self as il, RowsKernel};
+use crate::quant::kernels::prefetch;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
@@ -263,30 +264,6 @@ impl KvCache {
 /// Bytes of keys, and of all value rows together, that [`KvCache::prefetch_head`] asks for ahead
 /// (positions past it are read as they come, with the hardware prefetchers' help).
 const KV_PREFETCH: usize = 16 << 10;
-
-/// Asks the CPU to start loading the cache lines of `p..p + bytes` into L1 (with write intent if
-/// `write`). A hint: it never faults, and does nothing off x86-64.
-fn prefetch(p: *const u8, bytes: usize, write: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-        let off = p as usize & 63;
-        let base = p.wrapping_sub(off);
-        for line in 0..(off + bytes).div_ceil(64) * (bytes > 0) as usize {
-            let at = base.wrapping_add(64 * line) as *const i8;
-            // SAFETY: prefetches never fault, whatever the address.
-            unsafe {
-                if write {
-                    _mm_prefetch::<_MM_HINT_ET0>(at)
-                } else {
-                    _mm_prefetch::<_MM_HINT_T0>(at)
-                }
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, bytes, write);
-}
 
 /// Head vectors of the batch's tokens inside a buffer shared by the tasks of one step: token
 /// `t`'s head `h` is `hd` values at `t * stride + off + h * hd`.

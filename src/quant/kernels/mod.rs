@@ -50,6 +50,30 @@ macro_rules! prefetch_ahead {
     };
 }
 
+/// Asks the CPU to start loading the cache lines of `p..p + bytes` into L1 (with write intent if
+/// `write`). A hint: it never faults, and does nothing off x86-64.
+pub(crate) fn prefetch(p: *const u8, bytes: usize, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        let off = p as usize & 63;
+        let base = p.wrapping_sub(off);
+        for line in 0..(off + bytes).div_ceil(64) * (bytes > 0) as usize {
+            let at = base.wrapping_add(64 * line) as *const i8;
+            // SAFETY: prefetches never fault, whatever the address.
+            unsafe {
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET0>(at)
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(at)
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes, write);
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod amx;
 #[cfg(target_arch = "x86_64")]
