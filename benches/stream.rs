@@ -24,7 +24,7 @@ use ferrollm::quant;
 use ferrollm::quant::interleaved::{self as il, Acts, Interleaved, Layout, Tile};
 
 /// Tasks per thread, as `model::matmul` splits a product.
-const TASKS_PER_THREAD: usize = 4;
+const TASKS_PER_THREAD: usize = 16;
 
 fn xorshift(s: &mut u32) -> u32 {
     *s ^= *s << 13;

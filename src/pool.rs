@@ -8,11 +8,18 @@
 //! microseconds) before they sleep on a condition variable. The calling thread takes part in every
 //! step, so `threads = 1` runs everything inline without any worker.
 //!
-//! Tasks of a step are handed out one index at a time from an atomic counter (dynamic
-//! scheduling), so a thread delayed by another process does not hold the others back.
+//! Each thread starts a step with its own contiguous share of the task indices and runs them in
+//! order; a thread whose share is done takes tasks from the back of the share with the most left
+//! (work stealing), so a thread delayed by another process does not hold the others back. The
+//! products number their tasks in memory order, so a thread's tasks are one stream of weights
+//! and the kernels' prefetches run on into its next task. With one shared counter instead (tasks
+//! dealt alternately to the threads) every task restarted the stream: in 1.1B Q4_0 generation the
+//! products of 295 KB tasks (Q, attention output) took 11 % longer per byte than those of 800 KB
+//! tasks (gate and up).
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -25,8 +32,8 @@ type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
 struct Shared {
     /// The current step's function (a `*const Job` erased to a thin pointer to a fat pointer).
     job: AtomicPtr<&'static Job<'static>>,
-    n_tasks: AtomicUsize,
-    next: AtomicUsize,
+    /// Each thread's share of the current step's task indices, `next | end << 32`.
+    shares: Box<[Share]>,
     /// Incremented for every step; workers wait for it to change.
     generation: AtomicU64,
     /// Workers that have not finished the current step.
@@ -38,16 +45,62 @@ struct Shared {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
+/// One thread's share of a step's tasks (own cache line: the owner updates it for every task).
+#[repr(align(128))]
+struct Share(AtomicU64);
+
+fn share(next: usize, end: usize) -> u64 {
+    next as u64 | (end as u64) << 32
+}
+
+fn unshare(v: u64) -> (usize, usize) {
+    (v as u32 as usize, (v >> 32) as usize)
+}
+
 impl Shared {
     /// Runs tasks of the current step until none are left.
     fn work(&self, job: &Job<'_>, thread: usize) {
-        let n = self.n_tasks.load(Ordering::Relaxed);
+        while let Some(i) = self.take(thread) {
+            job(i, thread);
+        }
+    }
+
+    /// The next task for `thread`: the front of its own share, else the back of the share with
+    /// the most tasks left. Shares only shrink during a step, so when the fullest is empty, all
+    /// are.
+    fn take(&self, thread: usize) -> Option<usize> {
+        let own = &self.shares[thread].0;
+        let mut cur = own.load(Ordering::Relaxed);
         loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
+            let (next, end) = unshare(cur);
+            if next >= end {
                 break;
             }
-            job(i, thread);
+            match own.compare_exchange_weak(cur, share(next + 1, end), Relaxed, Relaxed) {
+                Ok(_) => return Some(next),
+                Err(v) => cur = v,
+            }
+        }
+        loop {
+            let (victim, cur) = self
+                .shares
+                .iter()
+                .map(|s| s.0.load(Ordering::Relaxed))
+                .enumerate()
+                .max_by_key(|&(_, v)| {
+                    let (next, end) = unshare(v);
+                    end.saturating_sub(next)
+                })?;
+            let (next, end) = unshare(cur);
+            if next >= end {
+                return None;
+            }
+            let v = &self.shares[victim].0;
+            if v.compare_exchange(cur, share(next, end - 1), Relaxed, Relaxed)
+                .is_ok()
+            {
+                return Some(end - 1);
+            }
         }
     }
 }
@@ -65,8 +118,7 @@ impl Pool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             job: AtomicPtr::new(std::ptr::null_mut()),
-            n_tasks: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
+            shares: (0..threads).map(|_| Share(AtomicU64::new(0))).collect(),
             generation: AtomicU64::new(0),
             running: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -119,6 +171,7 @@ impl Pool {
             (0..n_tasks).for_each(|i| f(i, 0));
             return;
         }
+        assert!(n_tasks <= u32::MAX as usize, "{n_tasks} tasks in one step");
         let s = &*self.shared;
         let job: &Job<'_> = &f;
         // SAFETY: the reference is only used by workers between the generation bump below and
@@ -128,8 +181,10 @@ impl Pool {
             unsafe { std::mem::transmute::<&Job<'_>, &'static Job<'static>>(job) };
         let slot = &job as *const &'static Job<'static> as *mut &'static Job<'static>;
         s.job.store(slot, Ordering::Relaxed);
-        s.n_tasks.store(n_tasks, Ordering::Relaxed);
-        s.next.store(0, Ordering::Relaxed);
+        for (t, sh) in s.shares.iter().enumerate() {
+            let part = |t: usize| t * n_tasks / self.threads;
+            sh.0.store(share(part(t), part(t + 1)), Ordering::Relaxed);
+        }
         s.running.store(self.workers.len(), Ordering::Relaxed);
         s.generation.fetch_add(1, Ordering::Release);
         if s.sleeping.load(Ordering::SeqCst) > 0 {
@@ -313,6 +368,51 @@ mod tests {
                     hits[i].fetch_add(1, Ordering::Relaxed);
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    /// Each thread runs its own share (`t × n / threads ..`) from the front, in order, and the
+    /// others take over the share of a thread that is held up.
+    #[test]
+    fn threads_run_their_shares_in_order_and_take_over_held_up_ones() {
+        for threads in [2, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let n = 60;
+            let ran: Vec<std::sync::Mutex<Vec<usize>>> =
+                (0..threads).map(|_| Default::default()).collect();
+            let done = AtomicUsize::new(0);
+            let held = AtomicUsize::new(usize::MAX);
+            pool.run(n, |i, th| {
+                ran[th].lock().unwrap().push(i);
+                // The first task of the last share waits (up to 10 s) until every other task has
+                // run: only other threads taking over its share can get there.
+                if i == (threads - 1) * n / threads {
+                    let t = std::time::Instant::now();
+                    while done.load(Ordering::SeqCst) < n - 1 && t.elapsed().as_secs() < 10 {
+                        std::hint::spin_loop();
+                    }
+                    held.store(done.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(held.load(Ordering::SeqCst), n - 1, "{threads} threads");
+            let mut all: Vec<usize> = ran.iter().flat_map(|r| r.lock().unwrap().clone()).collect();
+            all.sort();
+            assert_eq!(all, (0..n).collect::<Vec<_>>());
+            for (t, r) in ran.iter().enumerate() {
+                let r = r.lock().unwrap();
+                let (start, end) = (t * n / threads, (t + 1) * n / threads);
+                let own: Vec<usize> = r
+                    .iter()
+                    .copied()
+                    .filter(|i| (start..end).contains(i))
+                    .collect();
+                // A thread's own tasks, where it ran any, are the front of its share in order.
+                assert!(
+                    own.iter().enumerate().all(|(k, &i)| i == start + k),
+                    "thread {t} of {threads} ran its share as {own:?}"
+                );
             }
         }
     }
