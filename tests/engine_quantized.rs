@@ -3,7 +3,7 @@
 //! transformers' float32 logits and greedy continuation. Prints the table that docs/ENGINE.md
 //! records; asserts bounds measured with margin, so a broken kernel or quantizer fails.
 //!
-//! The fixtures are tiny random models (hidden 32–64): quantization error is relatively larger
+//! The fixtures are tiny random models (hidden 32–256): quantization error is relatively larger
 //! than in trained models, where weights are smoother.
 
 mod common;
@@ -116,7 +116,7 @@ fn quantized_models_stay_close_to_transformers() {
         }
     }
     eprintln!("{}", table.join("\n"));
-    // Greedy agreement summed over the fixtures (measured: Q8_0 145/208, Q4_0 38/208).
+    // Greedy agreement summed over the fixtures (measured: Q8_0 161/224, Q4_0 39/224).
     assert!(
         agree[&GgmlType::Q8_0] >= 120,
         "Q8_0 greedy agreement fell to {}",
@@ -126,5 +126,134 @@ fn quantized_models_stay_close_to_transformers() {
         agree[&GgmlType::Q4_0] >= 20,
         "Q4_0 greedy agreement fell to {}",
         agree[&GgmlType::Q4_0]
+    );
+}
+
+/// max |a - b| / max |b| over every value.
+fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    diff / scale
+}
+
+/// The logits of `input` fed to a fresh session in separate evaluations of at most `k` tokens:
+/// every product, the output head's included, then has at most `k` rows.
+fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
+    let mut s = session(model);
+    input
+        .chunks(k)
+        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
+        .collect()
+}
+
+fn session(model: &Arc<Model>) -> Session {
+    Session::new(
+        model.clone(),
+        SessionParams {
+            kv_type: KvType::F32,
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Q4_K weights in one prompt batch: `llama-h256` (hidden 256, FFN 512: every matrix, token
+/// embedding and output head included, is whole 256-value super-blocks, so Q4_K applies with no
+/// fallback) quantized to Q4_K, its 44-token prompt in one evaluation. Every product then has 44
+/// rows, at least the 16 (`AMX_MIN_TOKENS`) from which a CPU with AMX-INT8 multiplies interleaved
+/// Q4_K matrices on AMX tiles (`quant::kernels::amx::q4_k_chunk`: two 16-token blocks and a
+/// 12-token tail; the 520-row output head ends in a partial 16-row group). Elsewhere (or with
+/// `FERROLLM_AMX=0`) the batch takes the build's interleaved group kernel (AVX-512 VNNI, AVX2,
+/// NEON), the one the pieces below take on every machine.
+///
+/// Checked:
+/// 1. The one-batch logits against transformers' float32 ones: measured 0.600 (the same with
+///    AMX, `FERROLLM_AMX=0` and `FERROLLM_KERNELS=avx2`), bound 0.75. That is the quantization
+///    error of a tiny random model (4-bit weights, 8-bit activations, gain 1.5: one Q8_K step
+///    of one activation alone moves these logits by ~1e-3, see below), so it only catches gross
+///    failures.
+/// 2. The same model fed in pieces of 15 tokens (below `AMX_MIN_TOKENS`) and token by token,
+///    which never reach AMX, against the one batch, within 1e-5. Both paths quantize the same
+///    activations to Q8_K the same way and form the same exact integer sums (AMX-INT8
+///    `tdpbsud` and VNNI `vpdpbusd` both sum int8 products in int32); they differ only in the
+///    order of the f32 scaling and accumulation. Measured: 4.5e-7 with AMX (6.6e-7 and 4.5e-7
+///    with two other orders of the kernel's f32 scaling tried), exactly 0 without AMX (one batch
+///    and pieces then run the same kernel). More than f32 rounding shows up at once: an
+///    activation that rounds to the other Q8_K step moves the logits by ~1e-3 (median 1.2e-3,
+///    up to 6.6e-3, over 300 single-activation steps in a float64 model of this fixture), so a
+///    scale off by 1e-4 in the AMX kernel gives 5.6e-2, by 1 % 0.15, the mins' scale of the
+///    wrong super-block 0.63, the wrong activation scale for the last token 0.97 (each tried).
+///    If a change of f32 accumulation order alone ever makes one activation round the other
+///    way, this fails at ~1e-3: compare with `FERROLLM_AMX=0` before suspecting the kernel.
+#[test]
+fn q4_k_prompt_in_one_batch_matches_transformers_and_small_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::fixture("hf/llama-h256");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let input = ids(&r["input_ids"]);
+    assert!(
+        input.len() >= 40,
+        "the prompt is too short for the prompt GEMMs"
+    );
+    let want: Vec<f32> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let f16 = Converter::open(&dir)
+        .unwrap()
+        .convert(
+            &tmp.path().join("llama-h256-f16.gguf"),
+            &ConvertParams {
+                container: Container::Gguf,
+                dtype: GgmlType::F16,
+            },
+            &mut |_| true,
+        )
+        .unwrap();
+    let q = quantize(&f16, None, GgmlType::Q4_K, Container::Gguf, &mut |_| true).unwrap();
+    assert!(q.fallbacks.is_empty(), "Q4_K fell back: {:?}", q.fallbacks);
+    // token embedding, output head, and 7 matrices per layer
+    assert_eq!(q.quantized, 2 + 7 * 2, "Q4_K matrices");
+    let model = Arc::new(Model::load(&q.path, &LoadParams::default()).unwrap());
+    let one = session(&model).eval(&input, Logits::All).unwrap();
+    let err = relative_error(&one, &want);
+    let mut report = vec![format!("one batch vs transformers {err:.2e}")];
+    let mut diffs = Vec::new();
+    for k in [15, 1] {
+        let pieces = logits_in_pieces(&model, &input, k);
+        let e = relative_error(&pieces, &want);
+        let d = relative_error(&one, &pieces);
+        report.push(format!(
+            "pieces of {k} vs transformers {e:.2e}, one batch vs pieces of {k} {d:.2e}"
+        ));
+        diffs.push((k, d));
+    }
+    eprintln!("llama-h256 Q4_K: {}", report.join("; "));
+    for (k, d) in diffs {
+        assert!(
+            d <= 1e-5,
+            "Q4_K logits of one batch and of pieces of {k} differ by {d:.3e} (> 1e-5): the \
+             prompt-batch kernel (AMX where available) does not compute what the small-batch \
+             kernel computes; {}",
+            report.join("; ")
+        );
+    }
+    assert!(
+        err <= 0.75,
+        "Q4_K logits differ from transformers by {err:.3e} (measured 0.600)"
     );
 }

@@ -245,3 +245,73 @@ fn deferred_tokens_are_run_by_the_next_evaluation() {
         assert_eq!(s.tokens(), &input[..]);
     }
 }
+
+/// The fixture whose prompt (44 tokens, BOS included) is long enough for the prompt GEMMs, and
+/// whose matrices (hidden 256, FFN 512) are whole k-quant super-blocks.
+const LONG_PROMPT_FIXTURE: &str = "llama-h256";
+
+/// The logits of `input` fed to a fresh session in separate evaluations of at most `k` tokens:
+/// every product, the output head's included, then has at most `k` rows.
+fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
+    let mut s = session(model);
+    input
+        .chunks(k)
+        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
+        .collect()
+}
+
+/// F16 weights in one prompt batch: `llama-h256`'s 44-token prompt in one evaluation (batch size
+/// 512), so every product has 44 rows, at least `GEMM_MIN_TOKENS` (32). On a CPU with AMX-BF16
+/// each F16 matrix is then multiplied on AMX tiles (`quant::kernels::amx::f16_chunk`: a full
+/// 32-token block and a 12-token tail; the 520-row output head ends in a partial 32-row panel); on
+/// other x86-64 CPUs (or with `FERROLLM_AMX=0`) by the register-tiled FMA GEMM of the AVX-512 or
+/// AVX2 build; elsewhere by the row kernel. So on every machine this checks the prompt path taken
+/// there against transformers.
+///
+/// The fixture's weights are stored in float16, so the F16 file holds exactly the weights
+/// transformers ran with and only arithmetic differs: the AMX product leaves out terms of at most
+/// 2^-16 of each |w·x| (see `amx.rs`), the FMA GEMM and the row kernel compute in f32. So the
+/// logits must match to the F32 file's bound (1e-4, far inside F16's 1e-2), one batch and fed in
+/// pieces of 8 tokens (below `GEMM_MIN_TOKENS`: the row kernel), and the two must agree as well.
+/// Measured (Emerald Rapids): one batch 2.75e-5 with AMX, 1.9e-6 with `FERROLLM_AMX=0` or
+/// `FERROLLM_KERNELS=avx2`; pieces 2.3e-6; one batch vs pieces 2.65e-5. Dropping one of the four
+/// bf16 part products from the AMX kernel (wl·xh) moves the one-batch logits by 1.3e-2.
+#[test]
+fn f16_prompt_in_one_batch_matches_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::fixture("hf").join(LONG_PROMPT_FIXTURE);
+    let (name, r, model) = fixture_model(&dir, tmp.path(), GgmlType::F16);
+    let input = ids(&r["input_ids"]);
+    assert!(input.len() >= 40, "{name}: the prompt is too short");
+    assert_eq!(
+        r["weights_dtype"], "float16",
+        "{name}: weights not exact in F16"
+    );
+    let want: Vec<f32> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
+    let one = session(&model).eval(&input, Logits::All).unwrap();
+    let err = relative_error(&one, &want);
+    let pieces = logits_in_pieces(&model, &input, 8);
+    let err_pieces = relative_error(&pieces, &want);
+    let diff = relative_error(&one, &pieces);
+    eprintln!(
+        "{name} F16: one batch vs transformers {err:.2e}, pieces of 8 vs transformers \
+         {err_pieces:.2e}, one batch vs pieces {diff:.2e}"
+    );
+    assert!(
+        err <= 1e-4,
+        "{name}: F16 logits of one batch differ from transformers by {err:.3e}"
+    );
+    assert!(
+        err_pieces <= 1e-4,
+        "{name}: F16 logits fed in pieces differ from transformers by {err_pieces:.3e}"
+    );
+    assert!(
+        diff <= 1e-4,
+        "{name}: F16 logits of one batch and of pieces differ by {diff:.3e}"
+    );
+}
