@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{ids, logits_in_pieces, relative_error, session};
+
 use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{KvType, LoadParams, Model};
@@ -16,14 +18,6 @@ use ferrollm::sampling::argmax;
 use ferrollm::session::{Logits, Session, SessionParams};
 use serde_json::Value;
 use std::sync::Arc;
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
 
 #[test]
 fn quantized_models_stay_close_to_transformers() {
@@ -127,39 +121,6 @@ fn quantized_models_stay_close_to_transformers() {
         "Q4_0 greedy agreement fell to {}",
         agree[&GgmlType::Q4_0]
     );
-}
-
-/// max |a - b| / max |b| over every value.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    diff / scale
-}
-
-/// The logits of `input` fed to a fresh session in separate evaluations of at most `k` tokens:
-/// every product, the output head's included, then has at most `k` rows.
-fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
-    let mut s = session(model);
-    input
-        .chunks(k)
-        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
-        .collect()
-}
-
-fn session(model: &Arc<Model>) -> Session {
-    Session::new(
-        model.clone(),
-        SessionParams {
-            kv_type: KvType::F32,
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap()
 }
 
 /// Q4_K weights in one prompt batch: `llama-h256` (hidden 256, FFN 512: every matrix, token

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{floats, ids, logits_in_pieces, relative_error, session};
+
 use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{KvType, LoadParams, Model};
@@ -33,22 +35,6 @@ fn reference(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
 fn convert(dir: &Path, out: &Path, dtype: GgmlType) -> Arc<Model> {
     let conv = Converter::open(dir).unwrap();
     let params = ConvertParams {
@@ -64,29 +50,6 @@ fn fixture_model(dir: &Path, tmp: &Path, dtype: GgmlType) -> (String, Value, Arc
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let model = convert(dir, &tmp.join(format!("{name}-{dtype}.gguf")), dtype);
     (name, reference(dir), model)
-}
-
-fn session(model: &Arc<Model>) -> Session {
-    Session::new(
-        model.clone(),
-        SessionParams {
-            kv_type: KvType::F32,
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-}
-
-/// max |a - b| / max |b| over every value.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    diff / scale
 }
 
 fn check_logits(dtype: GgmlType, tolerance: f64) {
@@ -249,16 +212,6 @@ fn deferred_tokens_are_run_by_the_next_evaluation() {
 /// The fixture whose prompt (44 tokens, BOS included) is long enough for the prompt GEMMs, and
 /// whose matrices (hidden 256, FFN 512) are whole k-quant super-blocks.
 const LONG_PROMPT_FIXTURE: &str = "llama-h256";
-
-/// The logits of `input` fed to a fresh session in separate evaluations of at most `k` tokens:
-/// every product, the output head's included, then has at most `k` rows.
-fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
-    let mut s = session(model);
-    input
-        .chunks(k)
-        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
-        .collect()
-}
 
 /// F16 weights in one prompt batch: `llama-h256`'s 44-token prompt in one evaluation (batch size
 /// 512), so every product has 44 rows, at least `GEMM_MIN_TOKENS` (32). On a CPU with AMX-BF16

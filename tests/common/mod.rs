@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use ferrollm::model::{KvType, Model};
+use ferrollm::session::{Logits, Session, SessionParams};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
 /// The Python interpreter used for reference checks: `$FERROLLM_PYTHON`, else `python3`.
 pub fn python_exe() -> String {
@@ -110,4 +114,58 @@ pub fn peak_rss_of_children() -> u64 {
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     assert_eq!(rc, 0);
     usage.ru_maxrss as u64 * 1024 // kilobytes on Linux
+}
+
+// Engine helpers of the transformers comparisons (engine_reference, engine_quantized).
+
+/// A JSON array of token ids.
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// A JSON array of numbers, as f32.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// A session of `model` as the comparisons run it: f32 cache, 2 threads.
+pub fn session(model: &Arc<Model>) -> Session {
+    Session::new(
+        model.clone(),
+        SessionParams {
+            kv_type: KvType::F32,
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// max |a - b| / max |b| over every value.
+pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    diff / scale
+}
+
+/// The logits of `input` fed to a fresh session in separate evaluations of at most `k` tokens:
+/// every product, the output head's included, then has at most `k` rows.
+pub fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
+    let mut s = session(model);
+    input
+        .chunks(k)
+        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
+        .collect()
 }
