@@ -308,22 +308,39 @@ impl Interleaved {
 // block in order and scatters its words within the block's destination (`4 W words` bytes, which
 // stays in L1); words are moved as 4-byte units, never byte by byte.
 
-/// Packs the blocks of a Q4_0 (`words` = 4) or Q8_0 (`words` = 8) group: `qs[nb][4 W words]`, then
-/// `d[nb][W]`.
-fn pack_scaled_words(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]], words: usize) {
-    let block_bytes = 2 + 4 * words;
-    let (qs, d) = dst.split_at_mut(nb * 4 * words * w);
-    let (qs, d) = (cast_mut::<[u8; 4]>(qs), cast_mut::<[u8; 2]>(d));
-    for (b, (qb, db)) in qs
-        .chunks_exact_mut(words * w)
-        .zip(d.chunks_exact_mut(w))
-        .enumerate()
-    {
-        for (r, row) in rows.iter().enumerate() {
-            let block = &row[b * block_bytes..(b + 1) * block_bytes];
-            db[r] = [block[0], block[1]];
-            for (j, &word) in cast::<[u8; 4]>(&block[2..]).iter().enumerate() {
-                qb[j * w + r] = word;
+/// Packs the blocks of a Q4_0 (`WORDS` = 4) or Q8_0 (`WORDS` = 8) group: `qs[nb][4 W WORDS]`,
+/// then `d[nb][W]`. Raw copies after one check of every bound, rather than a bounds-checked
+/// slice per word: one thread packing a 22528 × 2048 matrix (page faults of the new buffer
+/// included, best of 7, medians of 3 alternations) went from 2.88 to 3.25 GB/s for Q4_0 and from
+/// 2.68 to 3.10 for Q8_0; what is left is mostly the stores into freshly zeroed pages.
+fn pack_scaled_words<const WORDS: usize>(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
+    let block_bytes = 2 + 4 * WORDS;
+    assert!(
+        rows.len() <= w && w <= MAX_ROWS,
+        "{} rows in a group of {w}",
+        rows.len()
+    );
+    assert!(dst.len() >= nb * (4 * WORDS + 2) * w, "group bytes");
+    assert!(
+        rows.iter().all(|r| r.len() >= nb * block_bytes),
+        "row bytes"
+    );
+    let src: [*const u8; MAX_ROWS] =
+        std::array::from_fn(|r| rows.get(r).map_or(std::ptr::null(), |r| r.as_ptr()));
+    let qs = dst.as_mut_ptr();
+    // SAFETY: by the checks above, block b of each row is in bounds of the row, and the words
+    // (4 bytes at 4 (W (WORDS b + j) + r)) and scales (2 bytes at 2 (nb 2 W WORDS + W b + r))
+    // written are in bounds of `dst`; sources and destination do not overlap (`dst` is mutable).
+    unsafe {
+        let d = qs.add(nb * 4 * WORDS * w);
+        for b in 0..nb {
+            let (q, db) = (qs.add(4 * WORDS * w * b), d.add(2 * w * b));
+            for (r, &row) in src[..rows.len()].iter().enumerate() {
+                let block = row.add(b * block_bytes);
+                std::ptr::copy_nonoverlapping(block, db.add(2 * r), 2);
+                for j in 0..WORDS {
+                    std::ptr::copy_nonoverlapping(block.add(2 + 4 * j), q.add(4 * (w * j + r)), 4);
+                }
             }
         }
     }
@@ -332,11 +349,11 @@ fn pack_scaled_words(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]], words:
 fn pack_q4_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
     // Byte 4Wj + 4r + i holds values 4j+i (low nibble) and 16+4j+i (high nibble): exactly
     // Q4_0's byte qs[4j+i].
-    pack_scaled_words(dst, nb, w, rows, 4);
+    pack_scaled_words::<4>(dst, nb, w, rows);
 }
 
 fn pack_q8_0(dst: &mut [u8], nb: usize, w: usize, rows: &[&[u8]]) {
-    pack_scaled_words(dst, nb, w, rows, 8);
+    pack_scaled_words::<8>(dst, nb, w, rows);
 }
 
 fn pack_q4_k(dst: &mut [u8], ns: usize, w: usize, rows: &[&[u8]]) {
