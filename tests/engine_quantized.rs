@@ -52,7 +52,11 @@ fn quantized_models_stay_close_to_transformers() {
             let q = quantize(&f16, None, ty, Container::Gguf, &mut |_| true).unwrap();
             // The target name drops every "-f16" of the source's stem (as llm-rs names it) and an
             // existing target is kept: two fixtures must not map to one file.
-            assert!(!q.skipped_existing, "{name}: {} already made", q.path.display());
+            assert!(
+                !q.skipped_existing,
+                "{name}: {} already made",
+                q.path.display()
+            );
             let model = Arc::new(Model::load(&q.path, &LoadParams::default()).unwrap());
             let mut s = Session::new(
                 model,
