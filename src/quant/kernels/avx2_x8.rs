@@ -273,9 +273,7 @@ macro_rules! x8_build {
             let mut acc = [_mm256_setzero_ps(); NT];
             if NT == 1 {
                 // the group's scales and mins (160 bytes per super-block), as in avx512_x16.rs
-                for l in (0..ns * 160).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(sc.add(l) as *const i8);
-                }
+                crate::quant::kernels::prefetch(sc, ns * 160, false);
             }
             for s in 0..ns {
                 let mut isum = [_mm256_setzero_si256(); NT];

@@ -19,10 +19,10 @@ pub mod act;
 pub mod scalar;
 
 /// How far ahead (bytes) the one-token x86-64 kernels prefetch the weights they stream (figures
-/// from the AVX-512 kernels). Generation reads
-/// every weight once per token, so the kernels wait on memory; the hardware prefetchers alone kept
-/// 1.1B Q4_0 generation at about 15 GB/s where a vectorised read reaches 24–31 GB/s. Measured on
-/// 1.1B Q4_0, 2 threads (tg32): no prefetch 23.7 tok/s, 2 KB ahead 30.0, 4 KB ahead 34.6.
+/// from the AVX-512 kernels). Generation reads every weight once per token, so the kernels wait
+/// on memory; the hardware prefetchers alone kept 1.1B Q4_0 generation at about 15 GB/s where a
+/// vectorised read reaches 24–31 GB/s. Measured on 1.1B Q4_0, 2 threads (tg32): no prefetch
+/// 23.7 tok/s, 2 KB ahead 30.0, 4 KB ahead 34.6.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PF_BYTES: usize = 4096;
 /// Q4_0 reads half the bytes per block of the others, so it runs further ahead of memory: 8 KB
@@ -52,6 +52,7 @@ macro_rules! prefetch_ahead {
 
 /// Asks the CPU to start loading the cache lines of `p..p + bytes` into L1 (with write intent if
 /// `write`). A hint: it never faults, and does nothing off x86-64.
+#[inline]
 pub(crate) fn prefetch(p: *const u8, bytes: usize, write: bool) {
     #[cfg(target_arch = "x86_64")]
     {
