@@ -10,6 +10,7 @@ pub mod format;
 pub mod generate;
 pub mod model;
 pub mod pool;
+pub mod profile;
 pub mod progress;
 pub mod quant;
 pub mod quantizer;

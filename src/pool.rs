@@ -34,6 +34,10 @@ struct Shared {
     job: AtomicPtr<&'static Job<'static>>,
     /// Each thread's share of the current step's task indices, `next | end << 32`.
     shares: Box<[Share]>,
+    /// With profiling on: when the first and the last thread finished the current step
+    /// (nanoseconds since [`since_start`]'s origin).
+    first_done: AtomicU64,
+    last_done: AtomicU64,
     /// Incremented for every step; workers wait for it to change.
     generation: AtomicU64,
     /// Workers that have not finished the current step.
@@ -57,11 +61,25 @@ fn unshare(v: u64) -> (usize, usize) {
     (v as u32 as usize, (v >> 32) as usize)
 }
 
+/// Nanoseconds since the first call (the profile's clock).
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+}
+
 impl Shared {
     /// Runs tasks of the current step until none are left.
     fn work(&self, job: &Job<'_>, thread: usize) {
         while let Some(i) = self.take(thread) {
             job(i, thread);
+        }
+        if crate::profile::enabled() {
+            let now = since_start();
+            self.first_done.fetch_min(now, Relaxed);
+            self.last_done.fetch_max(now, Relaxed);
         }
     }
 
@@ -119,6 +137,8 @@ impl Pool {
         let shared = Arc::new(Shared {
             job: AtomicPtr::new(std::ptr::null_mut()),
             shares: (0..threads).map(|_| Share(AtomicU64::new(0))).collect(),
+            first_done: AtomicU64::new(0),
+            last_done: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             running: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -185,6 +205,8 @@ impl Pool {
             let part = |t: usize| t * n_tasks / self.threads;
             sh.0.store(share(part(t), part(t + 1)), Ordering::Relaxed);
         }
+        s.first_done.store(u64::MAX, Relaxed);
+        s.last_done.store(0, Relaxed);
         s.running.store(self.workers.len(), Ordering::Relaxed);
         s.generation.fetch_add(1, Ordering::Release);
         if s.sleeping.load(Ordering::SeqCst) > 0 {
@@ -201,6 +223,10 @@ impl Pool {
             } else {
                 std::thread::yield_now();
             }
+        }
+        if crate::profile::enabled() {
+            let (first, last) = (s.first_done.load(Relaxed), s.last_done.load(Relaxed));
+            crate::profile::record_wait(last.saturating_sub(first));
         }
         s.job.store(std::ptr::null_mut(), Ordering::Relaxed);
         if let Err(p) = mine {

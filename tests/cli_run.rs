@@ -8,9 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn ferrollm(args: &[&str]) -> (bool, String, String) {
+    ferrollm_with(args, &[])
+}
+
+fn ferrollm_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrollm"))
         .args(args)
         .env("RUST_BACKTRACE", "0")
+        .env_remove("FERROLLM_PROFILE")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -142,6 +148,53 @@ fn generate_json_bench_and_perplexity() {
         v["pp_tokens_per_s"].as_f64().unwrap() > 0.0
             && v["tg_tokens_per_s"].as_f64().unwrap() > 0.0
     );
+    assert!(
+        !err.contains("share"),
+        "a profile without FERROLLM_PROFILE: {err}"
+    );
+    // FERROLLM_PROFILE=1: every step's share of the time (summing to 100 %), the products'
+    // non-zero, and the pool's end-of-step wait; the JSON on stdout unchanged.
+    let args = [
+        "bench", m, "-t", "2", "-p", "8", "-n", "4", "-r", "1", "--json",
+    ];
+    let (ok, out, err) = ferrollm_with(&args, &[("FERROLLM_PROFILE", "1")]);
+    assert!(ok, "{err}");
+    assert!(json(&out)["tg_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let shares: Vec<(String, f64)> = err
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[2] == "%").then(|| (f[0].to_string(), f[1].parse().unwrap()))
+        })
+        .collect();
+    let names: Vec<&str> = shares.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Between",
+            "Embed",
+            "AttnNorm",
+            "Qkv",
+            "Attention",
+            "AttnOut",
+            "FfnNorm",
+            "GateUp",
+            "Activation",
+            "Down",
+            "Final",
+            "Logits"
+        ],
+        "{err}"
+    );
+    let total: f64 = shares.iter().map(|s| s.1).sum();
+    assert!((total - 100.0).abs() < 0.1, "shares sum to {total}: {err}");
+    for step in ["Qkv", "AttnOut", "GateUp", "Down", "Logits"] {
+        assert!(
+            shares.iter().any(|s| s.0 == step && s.1 > 0.0),
+            "{step}: {err}"
+        );
+    }
+    assert!(err.contains("the first thread to finish waited"), "{err}");
     let text = tmp.path().join("text.txt");
     std::fs::write(
         &text,

@@ -14,6 +14,7 @@ use super::spec::{NormKind, Position, Residual, Spec};
 use super::weights::{Layer, Norm, Qkv, Weights};
 use crate::error::Result;
 use crate::pool::{Pool, SharedMut};
+use crate::profile::{mark, Step};
 use crate::quant::interleaved::{self as il, RowsKernel};
 use crate::quant::kernels::prefetch;
 use half::f16;
@@ -585,15 +586,19 @@ fn ffn(pool: &Pool, spec: &Spec, layer: &Layer, s: &mut Scratch, n: usize, in_a:
     match &layer.ffn_gate {
         Some(g) => {
             linear_multi(pool, &mut s.mat, &[g, &layer.ffn_up], x, n, &mut [gate, up]);
+            mark(Step::GateUp);
             activate(pool, spec, &mut s.up[..ff], Some(&s.gate[..ff]));
         }
         None => {
             linear(pool, &mut s.mat, &layer.ffn_up, x, n, up);
+            mark(Step::GateUp);
             activate(pool, spec, up, None);
         }
     }
+    mark(Step::Activation);
     let down = grow(&mut s.down, n * spec.n_embd);
     linear(pool, &mut s.mat, &layer.ffn_down, &s.up[..ff], n, down);
+    mark(Step::Down);
 }
 
 /// Runs `tokens` (at positions `pos0..`) through the decoder, filling the KV cache, and returns the
@@ -611,6 +616,7 @@ pub fn forward(
     pos0: usize,
     first_row: usize,
 ) -> Result<Vec<f32>> {
+    mark(Step::Between);
     let n = tokens.len();
     let d = spec.n_embd;
     let (qd, kvd, hd) = (spec.q_dim(), spec.kv_dim(), spec.head_dim);
@@ -627,6 +633,7 @@ pub fn forward(
     if let Some(en) = &w.embd_norm {
         norm_rows(pool, spec, en, &mut s.h[..n * d]);
     }
+    mark(Step::Embed);
     let rope = match spec.position {
         Position::Rope {
             n_rot,
@@ -662,6 +669,7 @@ pub fn forward(
                 norm_row(spec, &layer.attn_norm, a);
             });
         }
+        mark(Step::AttnNorm);
         let a = &s.a[..n * d];
         // Q, K, V for every token of the batch, left where the product writes them: fused QKV
         // rows are read in place (no split copies).
@@ -695,6 +703,7 @@ pub fn forward(
                 (at(&mut s.q, qd), at(&mut s.k, kvd), at(&mut s.v, kvd))
             }
         };
+        mark(Step::Qkv);
         // The rest of K and V, per KV head: clamp, RoPE of K, storing both in the cache. Either its
         // own step before the attention, or (with one block of tokens: one token, or a short batch
         // of a model without GQA groups) the start of each attention task, which saves a step and
@@ -776,6 +785,7 @@ pub fn forward(
                 }
             }
         });
+        mark(Step::Attention);
         let attn = grow(&mut s.attn, n * d);
         linear(
             pool,
@@ -785,6 +795,7 @@ pub fn forward(
             n,
             attn,
         );
+        mark(Step::AttnOut);
         // The FFN's input: after the attention residual (sequential) or beside it (parallel).
         let ffn_in_a = match (spec.residual, &layer.ffn_norm) {
             (Residual::Sequential, fnorm) => {
@@ -809,6 +820,7 @@ pub fn forward(
             // Parallel residual without its own norm: the FFN reads the attention's input.
             (Residual::Parallel, None) => true,
         };
+        mark(Step::FfnNorm);
         ffn(pool, spec, layer, s, n, ffn_in_a);
     }
     // The last layer's residual and the final norm of the rows asked for.
@@ -818,6 +830,7 @@ pub fn forward(
         add_rows(row, first_row + t, pending);
         norm_row(spec, &w.output_norm, row);
     });
+    mark(Step::Final);
     Ok(out)
 }
 
@@ -859,6 +872,7 @@ pub fn logits(pool: &Pool, s: &mut Scratch, spec: &Spec, w: &Weights, hidden: &[
     let n = hidden.len() / spec.n_embd;
     let mut out = vec![0f32; n * spec.n_vocab];
     linear(pool, &mut s.mat, &w.output, hidden, n, &mut out);
+    mark(Step::Logits);
     out
 }
 

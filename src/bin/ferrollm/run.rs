@@ -177,7 +177,8 @@ pub enum RunCommand {
     /// Measure prompt processing and generation speed (tokens per second), like llama-bench.
     #[command(after_help = "Examples:
   ferrollm bench model.gguf -t 2 -p 128 -n 32 -r 3
-  ferrollm bench model.gguf -t 1 --json          # one JSON object: pp/tg tokens per second")]
+  ferrollm bench model.gguf -t 1 --json          # one JSON object: pp/tg tokens per second
+  FERROLLM_PROFILE=1 ferrollm bench model.gguf -p 0 -n 32   # also each step's share of the time")]
     Bench {
         #[command(flatten)]
         model: ModelArgs,
@@ -426,6 +427,9 @@ pub fn run(cmd: RunCommand) -> Result<()> {
                 if let Some(tg) = tg {
                     println!("tg{n_gen}: {tg:.2} tokens/s (median of {repetitions})");
                 }
+            }
+            if ferrollm::profile::enabled() {
+                eprint!("{}", ferrollm::profile::report());
             }
             Ok(())
         }
