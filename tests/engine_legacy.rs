@@ -33,9 +33,11 @@
 
 mod common;
 
-use ferrollm::model::{KvType, LoadParams, Model};
+use common::{ids, logits_of, relative_error, session};
+
+use ferrollm::model::{LoadParams, Model};
 use ferrollm::sampling::argmax;
-use ferrollm::session::{Logits, Session, SessionParams};
+use ferrollm::session::Logits;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,29 +77,11 @@ fn reference(arch: &str) -> Value {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 fn hex(v: &Value) -> Vec<u8> {
     let s = v.as_str().unwrap();
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn logits_of(outputs: &Value) -> Vec<f32> {
-    outputs["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| row.as_array().unwrap().iter())
-        .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
 
@@ -116,29 +100,6 @@ fn load(tmp: &Path, name: &str) -> Arc<Model> {
     }
     let model = Model::load(&dir, &LoadParams::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     Arc::new(model)
-}
-
-fn session(model: &Arc<Model>) -> Session {
-    Session::new(
-        model.clone(),
-        SessionParams {
-            kv_type: KvType::F32,
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-}
-
-/// max |a - b| / max |b| over every value.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    diff / scale
 }
 
 /// `n` greedy tokens after `prompt`, never choosing a `masked` id; stops early at `stop`.

@@ -8,14 +8,14 @@
 
 mod common;
 
-use common::{ids, logits_in_pieces, relative_error, session};
+use common::{ids, logits_in_pieces, logits_of, relative_error, session};
 
 use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
-use ferrollm::model::{KvType, LoadParams, Model};
+use ferrollm::model::{LoadParams, Model};
 use ferrollm::quantizer::quantize;
 use ferrollm::sampling::argmax;
-use ferrollm::session::{Logits, Session, SessionParams};
+use ferrollm::session::Logits;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -58,33 +58,10 @@ fn quantized_models_stay_close_to_transformers() {
                 q.path.display()
             );
             let model = Arc::new(Model::load(&q.path, &LoadParams::default()).unwrap());
-            let mut s = Session::new(
-                model,
-                SessionParams {
-                    kv_type: KvType::F32,
-                    threads: 2,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            let want: Vec<f32> = r["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|row| {
-                    row.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap() as f32)
-                })
-                .collect();
+            let mut s = session(&model);
+            let want = logits_of(&r);
             let got = s.eval(&ids(&r["input_ids"]), Logits::All).unwrap();
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = got
-                .iter()
-                .zip(&want)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-                / scale;
+            let err = relative_error(&got, &want);
             // Greedy continuation, EOS masked as in the reference.
             let masked = r["greedy"]
                 .get("eos_masked_ids")
@@ -170,17 +147,7 @@ fn q4_k_prompt_in_one_batch_matches_transformers_and_small_batches() {
         input.len() >= 40,
         "the prompt is too short for the prompt GEMMs"
     );
-    let want: Vec<f32> = r["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-        })
-        .collect();
+    let want = logits_of(&r);
     let f16 = Converter::open(&dir)
         .unwrap()
         .convert(

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{floats, ids, logits_in_pieces, relative_error, session};
+use common::{floats, ids, logits_in_pieces, logits_of, relative_error, session};
 
 use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
@@ -58,12 +58,7 @@ fn check_logits(dtype: GgmlType, tolerance: f64) {
     for dir in fixtures() {
         let (name, r, model) = fixture_model(&dir, tmp.path(), dtype);
         let input = ids(&r["input_ids"]);
-        let want: Vec<f32> = r["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(floats)
-            .collect();
+        let want = logits_of(&r);
         let got = session(&model).eval(&input, Logits::All).unwrap();
         let err = relative_error(&got, &want);
         report.push(format!("{name}: {err:.2e}"));
@@ -125,12 +120,7 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let r = reference(&dir);
         let input = ids(&r["input_ids"]);
-        let want: Vec<f32> = r["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(floats)
-            .collect();
+        let want = logits_of(&r);
         let f32_path = tmp.path().join(format!("{name}.gguf"));
         let model = convert(&dir, &f32_path, GgmlType::F32);
         let params = SessionParams {
@@ -240,12 +230,7 @@ fn f16_prompt_in_one_batch_matches_transformers() {
         r["weights_dtype"], "float16",
         "{name}: weights not exact in F16"
     );
-    let want: Vec<f32> = r["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(floats)
-        .collect();
+    let want = logits_of(&r);
     let one = session(&model).eval(&input, Logits::All).unwrap();
     let err = relative_error(&one, &want);
     let pieces = logits_in_pieces(&model, &input, 8);

@@ -169,3 +169,14 @@ pub fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32>
         .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
         .collect()
 }
+
+/// The flattened rows of `v["logits"]` (a reference's logits at every position).
+pub fn logits_of(v: &Value) -> Vec<f32> {
+    v["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
