@@ -655,8 +655,8 @@ unsafe fn q4_k_super(
 
 // ---------------------------------------------------------------- Q4_0 and Q8_0
 
-/// Tile shapes of the Q4_0/Q8_0 kernel: tmm0, tmm1 the products of two blocks (16 tokens × 16
-/// weight rows of i32), tmm2, tmm3 the two blocks' activations (16 tokens × 32 values), tmm4,
+/// Tile shapes of the Q4_0/Q8_0 kernel: tmm0, tmm1 and tmm6, tmm7 the products of two pairs of
+/// blocks (16 tokens × 16 weight rows of i32), tmm2, tmm3 the two blocks' activations (16 tokens × 32 values), tmm4,
 /// tmm5 their weights (8 quads of values × 16 rows × 4 bytes: the quad layout of `tdpbssd`, which
 /// is the interleaved Q4_0/Q8_0 groups' own, see `quant::interleaved`). One `tdpbssd` is one
 /// 32-value block: the blocks' scales differ, so each block's integer sums are scaled on their
@@ -800,22 +800,51 @@ unsafe fn q0_tokens(
     let mut cb = Buf([[0; 16]; 32]);
     let cp = cb.0.as_mut_ptr();
     let mut acc = [_mm512_setzero_ps(); Q0_TOKENS];
-    let mut b = 0;
-    while b < nb {
+    // Blocks go in pairs, the products of pair p in tmm0/1 (p even) or tmm6/7 (p odd): pair p + 1
+    // is issued before pair p's tiles are stored and scaled, so the scaling overlaps the tile
+    // products instead of waiting for each one's latency.
+    macro_rules! issue {
+        ($c0:literal, $c1:literal, $b:expr) => {{
+            let b = $b;
+            asm!(concat!("tilezero tmm", $c0), options(nostack, nomem));
+            tload_s!(2, a.add(32 * b), lda);
+            tload_s!(4, ops.add(Q0_OPERAND * b), 64usize);
+            asm!(
+                concat!("tdpbssd tmm", $c0, ", tmm2, tmm4"),
+                options(nostack, nomem)
+            );
+            if b + 1 < nb {
+                asm!(concat!("tilezero tmm", $c1), options(nostack, nomem));
+                tload_s!(3, a.add(32 * b + 32), lda);
+                tload_s!(5, ops.add(Q0_OPERAND * (b + 1)), 64usize);
+                asm!(
+                    concat!("tdpbssd tmm", $c1, ", tmm3, tmm5"),
+                    options(nostack, nomem)
+                );
+            }
+        }};
+    }
+    let pairs = nb.div_ceil(2);
+    issue!(0, 1, 0);
+    for p in 0..pairs {
+        let b = 2 * p;
         let two = b + 1 < nb;
-        asm!("tilezero tmm0", options(nostack, nomem));
-        tload_s!(2, a.add(32 * b), lda);
-        tload_s!(4, ops.add(Q0_OPERAND * b), 64usize);
-        asm!("tdpbssd tmm0, tmm2, tmm4", options(nostack, nomem));
-        if two {
-            asm!("tilezero tmm1", options(nostack, nomem));
-            tload_s!(3, a.add(32 * b + 32), lda);
-            tload_s!(5, ops.add(Q0_OPERAND * (b + 1)), 64usize);
-            asm!("tdpbssd tmm1, tmm3, tmm5", options(nostack, nomem));
-        }
-        tstore!(0, cp);
-        if two {
-            tstore!(1, cp.add(16));
+        if p % 2 == 0 {
+            if p + 1 < pairs {
+                issue!(6, 7, b + 2);
+            }
+            tstore!(0, cp);
+            if two {
+                tstore!(1, cp.add(16));
+            }
+        } else {
+            if p + 1 < pairs {
+                issue!(0, 1, b + 2);
+            }
+            tstore!(6, cp);
+            if two {
+                tstore!(7, cp.add(16));
+            }
         }
         for k in 0..1 + two as usize {
             let bb = b + k;
@@ -826,7 +855,6 @@ unsafe fn q0_tokens(
                 *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), s, *acc);
             }
         }
-        b += 2;
     }
     let mask = ((1u32 << nr) - 1) as u16;
     for (t, acc) in acc.iter().enumerate() {
