@@ -656,11 +656,11 @@ unsafe fn q4_k_super(
 // ---------------------------------------------------------------- Q4_0 and Q8_0
 
 /// Tile shapes of the Q4_0/Q8_0 kernel: tmm0, tmm1 and tmm6, tmm7 the products of two pairs of
-/// blocks (16 tokens × 16 weight rows of i32), tmm2, tmm3 the two blocks' activations (16 tokens × 32 values), tmm4,
-/// tmm5 their weights (8 quads of values × 16 rows × 4 bytes: the quad layout of `tdpbssd`, which
-/// is the interleaved Q4_0/Q8_0 groups' own, see `quant::interleaved`). One `tdpbssd` is one
-/// 32-value block: the blocks' scales differ, so each block's integer sums are scaled on their
-/// own.
+/// blocks (16 tokens × 16 weight rows of i32), tmm2, tmm3 a pair's activations (16 tokens × 32
+/// values), tmm4, tmm5 its weights (8 quads of values × 16 rows × 4 bytes: the quad layout of
+/// `tdpbssd`, which is the interleaved Q4_0/Q8_0 groups' own, see `quant::interleaved`). One
+/// `tdpbssd` is one 32-value block: the blocks' scales differ, so each block's integer sums are
+/// scaled on their own.
 static CONFIG_Q0: TileConfig = TileConfig::shapes([
     (16, 64),
     (16, 64),
