@@ -107,16 +107,21 @@ fn quantized_models_stay_close_to_transformers() {
     );
 }
 
-/// Q4_K weights in one prompt batch: `llama-h256` (hidden 256, FFN 512: every matrix, token
-/// embedding and output head included, is whole 256-value super-blocks, so Q4_K applies with no
-/// fallback) quantized to Q4_K, its 44-token prompt in one evaluation. Every product then has 44
-/// rows, at least the 16 (`AMX_MIN_TOKENS`) from which a CPU with AMX-INT8 multiplies interleaved
-/// Q4_K matrices on AMX tiles (`quant::kernels::amx::q4_k_chunk`: two 16-token blocks and a
-/// 12-token tail; the 520-row output head ends in a partial 16-row group). Elsewhere (or with
-/// `FERROLLM_AMX=0`) the batch takes the build's interleaved group kernel (AVX-512 VNNI, AVX2,
-/// NEON), the one the pieces below take on every machine.
+/// Q4_K, Q4_0 and Q8_0 weights in one prompt batch: `llama-h256` (hidden 256, FFN 512: every
+/// matrix, token embedding and output head included, is whole 256-value super-blocks, so Q4_K
+/// applies with no fallback) quantized to each type, its 44-token prompt in one evaluation. Every
+/// product then has 44 rows, at least the 16 (`AMX_MIN_TOKENS`) from which a CPU with AMX-INT8
+/// multiplies interleaved Q4_K, Q4_0 and Q8_0 matrices on AMX tiles
+/// (`quant::kernels::amx::q4_k_chunk`: two 16-token blocks and a 12-token tail; `q0_chunk`:
+/// three 16-token blocks, the last overlapping the second; the 520-row output head ends in a
+/// partial 16-row group). Elsewhere (or with `FERROLLM_AMX=0`) the batch takes the build's
+/// interleaved group kernel (AVX-512 VNNI, AVX2, NEON), the one the pieces below take on every
+/// machine.
 ///
-/// Checked:
+/// Checked (the text details Q4_K; for Q4_0 and Q8_0 the transformers error measured 0.514 and
+/// 0.0549, and one batch vs pieces exactly 0 with AMX: `q0_chunk` scales each block's exact
+/// integer sum in the same f32 order as the AVX-512 group kernel, `acc += f32(Σ) (d_w d_x)`;
+/// an AMX Q4_0 kernel offsetting the nibbles by 7 instead of 8 gave 1.06, tried):
 /// 1. The one-batch logits against transformers' float32 ones: measured 0.600 (the same with
 ///    AMX, `FERROLLM_AMX=0` and `FERROLLM_KERNELS=avx2`), bound 0.75. That is the quantization
 ///    error of a tiny random model (4-bit weights, 8-bit activations, gain 1.5: one Q8_K step
@@ -136,7 +141,7 @@ fn quantized_models_stay_close_to_transformers() {
 ///    If a change of f32 accumulation order alone ever makes one activation round the other
 ///    way, this fails at ~1e-3: compare with `FERROLLM_AMX=0` before suspecting the kernel.
 #[test]
-fn q4_k_prompt_in_one_batch_matches_transformers_and_small_batches() {
+fn prompt_in_one_batch_matches_transformers_and_small_batches() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::fixture("hf/llama-h256");
     let r: Value =
@@ -159,36 +164,54 @@ fn q4_k_prompt_in_one_batch_matches_transformers_and_small_batches() {
             &mut |_| true,
         )
         .unwrap();
-    let q = quantize(&f16, None, GgmlType::Q4_K, Container::Gguf, &mut |_| true).unwrap();
-    assert!(q.fallbacks.is_empty(), "Q4_K fell back: {:?}", q.fallbacks);
+    for (ty, bound, measured) in [
+        (GgmlType::Q4_K, 0.75, "0.600"),
+        (GgmlType::Q4_0, 0.65, "0.514"),
+        (GgmlType::Q8_0, 0.07, "0.0549"),
+    ] {
+        one_batch_vs_pieces(&f16, ty, &input, &want, bound, measured);
+    }
+}
+
+/// Step 1 and 2 of [`prompt_in_one_batch_matches_transformers_and_small_batches`] for one type.
+fn one_batch_vs_pieces(
+    f16: &std::path::Path,
+    ty: GgmlType,
+    input: &[u32],
+    want: &[f32],
+    bound: f64,
+    measured: &str,
+) {
+    let q = quantize(f16, None, ty, Container::Gguf, &mut |_| true).unwrap();
+    assert!(q.fallbacks.is_empty(), "{ty} fell back: {:?}", q.fallbacks);
     // token embedding, output head, and 7 matrices per layer
-    assert_eq!(q.quantized, 2 + 7 * 2, "Q4_K matrices");
+    assert_eq!(q.quantized, 2 + 7 * 2, "{ty} matrices");
     let model = Arc::new(Model::load(&q.path, &LoadParams::default()).unwrap());
-    let one = session(&model).eval(&input, Logits::All).unwrap();
-    let err = relative_error(&one, &want);
+    let one = session(&model).eval(input, Logits::All).unwrap();
+    let err = relative_error(&one, want);
     let mut report = vec![format!("one batch vs transformers {err:.2e}")];
     let mut diffs = Vec::new();
     for k in [15, 1] {
-        let pieces = logits_in_pieces(&model, &input, k);
-        let e = relative_error(&pieces, &want);
+        let pieces = logits_in_pieces(&model, input, k);
+        let e = relative_error(&pieces, want);
         let d = relative_error(&one, &pieces);
         report.push(format!(
             "pieces of {k} vs transformers {e:.2e}, one batch vs pieces of {k} {d:.2e}"
         ));
         diffs.push((k, d));
     }
-    eprintln!("llama-h256 Q4_K: {}", report.join("; "));
+    eprintln!("llama-h256 {ty}: {}", report.join("; "));
     for (k, d) in diffs {
         assert!(
             d <= 1e-5,
-            "Q4_K logits of one batch and of pieces of {k} differ by {d:.3e} (> 1e-5): the \
+            "{ty} logits of one batch and of pieces of {k} differ by {d:.3e} (> 1e-5): the \
              prompt-batch kernel (AMX where available) does not compute what the small-batch \
              kernel computes; {}",
             report.join("; ")
         );
     }
     assert!(
-        err <= 0.75,
-        "Q4_K logits differ from transformers by {err:.3e} (measured 0.600)"
+        err <= bound,
+        "{ty} logits differ from transformers by {err:.3e} (measured {measured})"
     );
 }

@@ -149,6 +149,8 @@ enum Use<'a> {
     F16Amx,
     /// An interleaved Q4_K matrix (16-row groups) on AMX tiles.
     Q4kAmx(&'a Interleaved),
+    /// An interleaved Q4_0 or Q8_0 matrix (16-row groups) on AMX tiles.
+    Q0Amx(&'a Interleaved),
     Dot(fn(&[u8], &[u8]) -> f32, Option<GgmlType>),
 }
 
@@ -156,7 +158,7 @@ impl Use<'_> {
     /// The activation format of an interleaved product.
     fn act_kind(&self) -> Option<il::ActKind> {
         match self {
-            Use::Packed(p, _) | Use::Q4kAmx(p) => Some(p.layout.act_kind()),
+            Use::Packed(p, _) | Use::Q4kAmx(p) | Use::Q0Amx(p) => Some(p.layout.act_kind()),
             Use::Q8Rows(_) => Some(il::ActKind::Q8_0),
             _ => None,
         }
@@ -164,7 +166,7 @@ impl Use<'_> {
     /// Units of work the rows split into (groups, or row quads).
     fn units(&self, w: &Matrix) -> usize {
         match self {
-            Use::Packed(p, _) | Use::Q4kAmx(p) => p.groups(),
+            Use::Packed(p, _) | Use::Q4kAmx(p) | Use::Q0Amx(p) => p.groups(),
             Use::F16Gemm(g) => w.rows.div_ceil(g.mr),
             Use::F16Amx => w.rows.div_ceil(AMX_MR),
             _ => w.rows.div_ceil(4),
@@ -176,19 +178,10 @@ impl Use<'_> {
 /// batch, on the pool's threads).
 fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
     match w.plan() {
-        Plan::Packed { p, kernel } => {
-            if n >= AMX_MIN_TOKENS
-                && p.layout == il::Layout::Q4_Kx8
-                && p.width() == 16
-                && amx_available()
-            {
-                return Use::Q4kAmx(p);
-            }
-            Use::Packed(p, *kernel)
-        }
+        Plan::Packed { p, kernel } => packed_use(p, *kernel, n),
         Plan::Q8Rows { rows, packed } => {
             if let Some(Some((p, kernel))) = packed.get() {
-                return Use::Packed(p, *kernel);
+                return packed_use(p, *kernel, n);
             }
             if n < PACK_MIN_TOKENS {
                 return Use::Q8Rows(*rows);
@@ -196,7 +189,7 @@ fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
             let packed =
                 packed.get_or_init(|| pack_q8_0(w, &|tasks, f| pool.run(tasks, |i, _| f(i))));
             match packed {
-                Some((p, kernel)) => Use::Packed(p, *kernel),
+                Some((p, kernel)) => packed_use(p, *kernel, n),
                 None => Use::Q8Rows(*rows),
             }
         }
@@ -207,6 +200,18 @@ fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
         },
         Plan::Dot { dot, act } => Use::Dot(*dot, *act),
     }
+}
+
+/// An interleaved matrix with a batch of `n` tokens: on AMX tiles from [`AMX_MIN_TOKENS`] tokens
+/// on (16-row groups, a CPU with AMX), with the group kernel otherwise.
+fn packed_use(p: &Interleaved, kernel: GroupKernel, n: usize) -> Use<'_> {
+    if n >= AMX_MIN_TOKENS && p.width() == 16 && amx_available() {
+        match p.layout {
+            il::Layout::Q4_Kx8 => return Use::Q4kAmx(p),
+            il::Layout::Q4_0x8 | il::Layout::Q8_0x8 => return Use::Q0Amx(p),
+        }
+    }
+    Use::Packed(p, kernel)
 }
 
 /// Buffers reused by every product of a session.
@@ -325,6 +330,7 @@ fn chunk(
         Use::F16Gemm(g) => f16_gemm_chunk(w, &g, ops.xp, n, u0, u1, dst),
         Use::F16Amx => f16_amx_chunk(w, ops.xamx, n, u0, u1, dst),
         Use::Q4kAmx(p) => q4_k_amx_chunk(p, acts, n, u0, u1, dst),
+        Use::Q0Amx(p) => q0_amx_chunk(p, acts, n, u0, u1, dst),
         Use::Dot(..) => unreachable!("row-by-row products are not split into units"),
     }
 }
@@ -344,8 +350,44 @@ fn amx_available() -> bool {
     false
 }
 
-/// Batches from this many tokens on multiply Q4_K matrices on AMX tiles (when the CPU has them).
+/// Batches from this many tokens on multiply Q4_K, Q4_0 and Q8_0 matrices on AMX tiles (when the
+/// CPU has them). At least the Q4_0/Q8_0 kernel's 16-token tile (it needs a whole one).
 const AMX_MIN_TOKENS: usize = 16;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(AMX_MIN_TOKENS >= crate::quant::kernels::amx::Q0_TOKENS);
+
+/// Groups `g0..g1` of the interleaved Q4_0 or Q8_0 matrix `p` on AMX tiles, into `dst`.
+fn q0_amx_chunk(
+    p: &Interleaved,
+    acts: &Acts,
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: &SharedMut<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = dst.ptr_in(0, n * p.rows);
+        // SAFETY: rows of groups g0..g1 of every token belong to the caller's task only;
+        // `ptr_in` checked that `dst` holds n × rows values.
+        unsafe {
+            crate::quant::kernels::amx::q0_chunk(
+                p.layout == il::Layout::Q4_0x8,
+                &|g| p.group(g),
+                p.blocks(),
+                p.rows,
+                acts.qs_rows(0, n),
+                acts.d_rows(0, n),
+                n,
+                g0,
+                g1,
+                base,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("AMX products only on x86-64 ({p:p} {acts:p} {n} {g0} {g1} {dst:p})")
+}
 
 /// Groups `g0..g1` of the interleaved Q4_K matrix `p` on AMX tiles, into `dst`.
 fn q4_k_amx_chunk(
@@ -980,6 +1022,62 @@ mod tests {
                         out[i],
                         want[i]
                     );
+                }
+            }
+        }
+    }
+
+    /// Interleaved Q4_0 and Q8_0 products on AMX tiles (where the CPU has AMX-INT8) against the
+    /// reference `vec_dot` with ggml's Q8_0 operand: rows not a multiple of the 16-row group,
+    /// token counts that are not multiples of the 16-token tile (the last tile overlaps the one
+    /// before), odd and even block counts (the kernel takes blocks in pairs), 1 and 3 threads.
+    /// Each block's integer sum is exact in both; they differ only in the order of the f32
+    /// scaling and summation, a relative error of about (blocks + 2) 2^-24 of Σ|w x| at worst
+    /// (≤ 4e-6 for the 64 blocks here), inside the bound. Also checks that one token (generation)
+    /// and batches under `AMX_MIN_TOKENS` keep the group kernel.
+    #[test]
+    fn q4_0_and_q8_0_amx_match_vec_dot() {
+        if !amx_available() {
+            eprintln!("no AMX on this CPU: skipped");
+            return;
+        }
+        let mut seed = 0x0400_0800_1357_9bdfu64;
+        for threads in [1, 3] {
+            let pool = Pool::new(threads).unwrap();
+            let mut s = MatScratch::default();
+            for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+                let cases = [(16, 32, 16), (70, 96, 33), (37, 512, 128), (200, 2048, 21)];
+                for (rows, cols, n) in cases {
+                    let w = matrix(ty, rows, cols, &mut seed);
+                    let x = rng_vals(n * cols, &mut seed, 3.0);
+                    w.plan().pack_now(&w);
+                    let p = match w.plan() {
+                        Plan::Packed { p, .. } => p,
+                        Plan::Q8Rows { packed, .. } => {
+                            &packed.get().unwrap().as_ref().expect("Q8_0 packs").0
+                        }
+                        _ => panic!("{ty} is repacked"),
+                    };
+                    assert!(matches!(
+                        resolve(&pool, &w, 1),
+                        Use::Packed(..) | Use::Q8Rows(_)
+                    ));
+                    assert!(matches!(
+                        resolve(&pool, &w, AMX_MIN_TOKENS - 1),
+                        Use::Packed(..)
+                    ));
+                    assert!(matches!(resolve(&pool, &w, AMX_MIN_TOKENS), Use::Q0Amx(_)));
+                    let mut out = vec![f32::NAN; n * rows];
+                    product(&pool, &mut s, &w, Use::Q0Amx(p), &x, n, &mut out);
+                    let (want, mag) = naive(&w, &x, n);
+                    for i in 0..n * rows {
+                        assert!(
+                            (out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
+                            "{ty} {rows}x{cols} n{n} t{threads} [{i}]: {} vs {}",
+                            out[i],
+                            want[i]
+                        );
+                    }
                 }
             }
         }

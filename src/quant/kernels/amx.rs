@@ -243,12 +243,16 @@ struct TileConfig([u8; 64]);
 
 impl TileConfig {
     const fn all_full() -> TileConfig {
+        TileConfig::shapes([(16, 64); 8])
+    }
+    /// Palette 1 with tile `i` of `shapes[i].0` rows × `shapes[i].1` bytes.
+    const fn shapes(shapes: [(u8, u8); 8]) -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1;
         let mut i = 0;
         while i < 8 {
-            c[16 + 2 * i] = 64; // colsb (u16 LE)
-            c[48 + i] = 16; // rows
+            c[16 + 2 * i] = shapes[i].1; // colsb (u16 LE)
+            c[48 + i] = shapes[i].0; // rows
             i += 1;
         }
         TileConfig(c)
@@ -646,5 +650,214 @@ unsafe fn q4_k_super(
         v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), _mm512_mul_ps(dw, dav), v);
         v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mi), _mm512_mul_ps(mw, dav), v);
         _mm512_storeu_ps(acc.as_mut_ptr(), v);
+    }
+}
+
+// ---------------------------------------------------------------- Q4_0 and Q8_0
+
+/// Tile shapes of the Q4_0/Q8_0 kernel: tmm0, tmm1 and tmm6, tmm7 the products of two pairs of
+/// blocks (16 tokens × 16 weight rows of i32), tmm2, tmm3 a pair's activations (16 tokens × 32
+/// values), tmm4, tmm5 its weights (8 quads of values × 16 rows × 4 bytes: the quad layout of
+/// `tdpbssd`, which is the interleaved Q4_0/Q8_0 groups' own, see `quant::interleaved`). One
+/// `tdpbssd` is one 32-value block: the blocks' scales differ, so each block's integer sums are
+/// scaled on their own.
+static CONFIG_Q0: TileConfig = TileConfig::shapes([
+    (16, 64),
+    (16, 64),
+    (16, 32),
+    (16, 32),
+    (8, 64),
+    (8, 64),
+    (16, 64),
+    (16, 64),
+]);
+
+/// Tokens per tile of the Q4_0/Q8_0 kernel; batches must have at least this many.
+pub(crate) const Q0_TOKENS: usize = 16;
+
+/// Bytes of one block's weight operand (8 quads × 16 rows × 4 bytes).
+const Q0_OPERAND: usize = 512;
+
+/// Groups `g0..g1` (16 rows each) of an interleaved Q4_0 (`q4`) or Q8_0 matrix (`Layout::Q4_0x8`
+/// or `Q8_0x8` with width 16, `nb` blocks per row, `rows` rows) against `n` ≥ [`Q0_TOKENS`] Q8_0
+/// activation rows, into `dst` (`n × rows`, token-major). `group(g)` is group `g`'s bytes; `qs`
+/// the activations' quants (`n` rows of `32 nb`) and `ad` their block scales (`n × nb`).
+///
+/// A Q4_0 weight is `d_w (q − 8)`, `q` in 0..=15, a Q8_0 weight `d_w q`, `q` an i8, and a Q8_0
+/// activation `d_x a`, `a` an i8 (−127..=127 as quantized). Per 32-value block
+/// `Σ w x = d_w d_x Σ q' a` with `q' = q − 8` (Q4_0) or `q` (Q8_0), both signed bytes, so
+/// `tdpbssd` gives `Σ q' a` exactly in i32 (|Σ| ≤ 32 · 128 · 127); it is converted to f32 and
+/// multiplied by `d_w d_x` into an f32 accumulator per (token, row), as the VNNI kernels do
+/// (only the order of the f32 operations differs). Q4_0 nibbles are unpacked (and offset by −8)
+/// into a per-thread panel once per group, each block's 256 quant bytes giving its 512-byte
+/// operand: byte `64 j + 4 r + i` of a block holds values `4 j + i` (low nibble) and
+/// `16 + 4 j + i` (high nibble) of row `r`, so the low nibbles are quads 0..4 and the high ones
+/// quads 4..8 of the operand. A Q8_0 block's 512 quant bytes are its operand as stored.
+///
+/// The last partial block of tokens is computed as the 16 tokens ending at `n` (overlapping the
+/// previous block; its tokens are computed twice, identically).
+///
+/// # Safety
+/// `dst` is writable for every token's rows `16 g0 .. min(16 g1, rows)` and no one else accesses
+/// them during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn q0_chunk<'a>(
+    q4: bool,
+    group: &dyn Fn(usize) -> &'a [u8],
+    nb: usize,
+    rows: usize,
+    qs: &[i8],
+    ad: &[f32],
+    n: usize,
+    g0: usize,
+    g1: usize,
+    dst: *mut f32,
+) {
+    let cols = 32 * nb;
+    assert!(available() && n >= Q0_TOKENS && qs.len() >= n * cols && ad.len() >= n * nb);
+    let qbytes = if q4 { 256 } else { Q0_OPERAND };
+    thread_local! {
+        /// The unpacked Q4_0 group of each thread, reused.
+        static PANEL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PANEL.with_borrow_mut(|panel| {
+        // 64 bytes of slack to align the operands to 64
+        if q4 && panel.len() < nb * Q0_OPERAND + 64 {
+            panel.resize(nb * Q0_OPERAND + 64, 0);
+        }
+        let pan = panel.as_mut_ptr();
+        let pan = pan.add(pan.align_offset(64));
+        asm!("ldtilecfg [{}]", in(reg) CONFIG_Q0.0.as_ptr(), options(nostack, readonly));
+        for g in g0..g1 {
+            let grp = group(g);
+            assert!(grp.len() >= nb * (qbytes + 32));
+            let ops = if q4 {
+                unpack_q4_0(grp.as_ptr(), nb, pan);
+                pan as *const u8
+            } else {
+                grp.as_ptr()
+            };
+            let dw = grp.as_ptr().add(nb * qbytes);
+            let r0 = 16 * g;
+            let nr = 16.min(rows - r0);
+            for tb in 0..n.div_ceil(Q0_TOKENS) {
+                let t0 = (tb * Q0_TOKENS).min(n - Q0_TOKENS);
+                q0_tokens(
+                    ops,
+                    dw,
+                    nb,
+                    qs.as_ptr().add(t0 * cols),
+                    cols,
+                    ad.as_ptr().add(t0 * nb),
+                    dst.add(t0 * rows + r0),
+                    rows,
+                    nr,
+                );
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    })
+}
+
+/// Unpacks the `nb` blocks of Q4_0 quants of a 16-row group at `grp` into `nb` operands of
+/// [`Q0_OPERAND`] bytes at `out` (64-aligned), as `q − 8` (see [`q0_chunk`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn unpack_q4_0(grp: *const u8, nb: usize, out: *mut u8) {
+    let m4 = _mm512_set1_epi8(15);
+    let eight = _mm512_set1_epi8(8);
+    for b in 0..nb {
+        let src = grp.add(256 * b);
+        let dst = out.add(Q0_OPERAND * b);
+        for j in 0..4 {
+            let v = _mm512_loadu_si512(src.add(64 * j) as *const _);
+            let lo = _mm512_sub_epi8(_mm512_and_si512(v, m4), eight);
+            let hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16::<4>(v), m4), eight);
+            _mm512_store_si512(dst.add(64 * j) as *mut _, lo);
+            _mm512_store_si512(dst.add(256 + 64 * j) as *mut _, hi);
+        }
+    }
+}
+
+/// All `nb` blocks of 16 tokens (quants from `a`, rows `lda` bytes apart; block scales from `ad`,
+/// rows `nb` apart) × one 16-row group (block operands at `ops`, [`Q0_OPERAND`] bytes apart; f16
+/// scales `dw[nb][16]`), written to `dst` (token `t`'s rows at `dst + t ldd`, the first `nr`;
+/// the Q4_0/Q8_0 tile configuration loaded).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
+unsafe fn q0_tokens(
+    ops: *const u8,
+    dw: *const u8,
+    nb: usize,
+    a: *const i8,
+    lda: usize,
+    ad: *const f32,
+    dst: *mut f32,
+    ldd: usize,
+    nr: usize,
+) {
+    #[repr(align(64))]
+    struct Buf([[i32; 16]; 32]);
+    let mut cb = Buf([[0; 16]; 32]);
+    let cp = cb.0.as_mut_ptr();
+    let mut acc = [_mm512_setzero_ps(); Q0_TOKENS];
+    // Blocks go in pairs, the products of pair p in tmm0/1 (p even) or tmm6/7 (p odd): pair p + 1
+    // is issued before pair p's tiles are stored and scaled, so the scaling overlaps the tile
+    // products instead of waiting for each one's latency.
+    macro_rules! issue {
+        ($c0:literal, $c1:literal, $b:expr) => {{
+            let b = $b;
+            asm!(concat!("tilezero tmm", $c0), options(nostack, nomem));
+            tload_s!(2, a.add(32 * b), lda);
+            tload_s!(4, ops.add(Q0_OPERAND * b), 64usize);
+            asm!(
+                concat!("tdpbssd tmm", $c0, ", tmm2, tmm4"),
+                options(nostack, nomem)
+            );
+            if b + 1 < nb {
+                asm!(concat!("tilezero tmm", $c1), options(nostack, nomem));
+                tload_s!(3, a.add(32 * b + 32), lda);
+                tload_s!(5, ops.add(Q0_OPERAND * (b + 1)), 64usize);
+                asm!(
+                    concat!("tdpbssd tmm", $c1, ", tmm3, tmm5"),
+                    options(nostack, nomem)
+                );
+            }
+        }};
+    }
+    let pairs = nb.div_ceil(2);
+    issue!(0, 1, 0);
+    for p in 0..pairs {
+        let b = 2 * p;
+        let two = b + 1 < nb;
+        if p % 2 == 0 {
+            if p + 1 < pairs {
+                issue!(6, 7, b + 2);
+            }
+            tstore!(0, cp);
+            if two {
+                tstore!(1, cp.add(16));
+            }
+        } else {
+            if p + 1 < pairs {
+                issue!(0, 1, b + 2);
+            }
+            tstore!(6, cp);
+            if two {
+                tstore!(7, cp.add(16));
+            }
+        }
+        for k in 0..1 + two as usize {
+            let bb = b + k;
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(dw.add(32 * bb) as *const __m256i));
+            for (t, acc) in acc.iter_mut().enumerate() {
+                let c = _mm512_load_si512(cp.add(16 * k + t) as *const _);
+                let s = _mm512_mul_ps(d, _mm512_set1_ps(*ad.add(t * nb + bb)));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), s, *acc);
+            }
+        }
+    }
+    let mask = ((1u32 << nr) - 1) as u16;
+    for (t, acc) in acc.iter().enumerate() {
+        _mm512_mask_storeu_ps(dst.add(t * ldd), mask, *acc);
     }
 }
