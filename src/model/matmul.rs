@@ -147,10 +147,8 @@ enum Use<'a> {
     F16Gemm(F16Gemm),
     /// The f16 GEMM on AMX tiles (x86-64 only; see `quant::kernels::amx`).
     F16Amx,
-    /// An interleaved Q4_K matrix (16-row groups) on AMX tiles.
-    Q4kAmx(&'a Interleaved),
-    /// An interleaved Q4_0 or Q8_0 matrix (16-row groups) on AMX tiles.
-    Q0Amx(&'a Interleaved),
+    /// An interleaved Q4_K, Q4_0 or Q8_0 matrix (16-row groups) on AMX-INT8 tiles.
+    IntAmx(&'a Interleaved),
     Dot(fn(&[u8], &[u8]) -> f32, Option<GgmlType>),
 }
 
@@ -158,7 +156,7 @@ impl Use<'_> {
     /// The activation format of an interleaved product.
     fn act_kind(&self) -> Option<il::ActKind> {
         match self {
-            Use::Packed(p, _) | Use::Q4kAmx(p) | Use::Q0Amx(p) => Some(p.layout.act_kind()),
+            Use::Packed(p, _) | Use::IntAmx(p) => Some(p.layout.act_kind()),
             Use::Q8Rows(_) => Some(il::ActKind::Q8_0),
             _ => None,
         }
@@ -166,7 +164,7 @@ impl Use<'_> {
     /// Units of work the rows split into (groups, or row quads).
     fn units(&self, w: &Matrix) -> usize {
         match self {
-            Use::Packed(p, _) | Use::Q4kAmx(p) | Use::Q0Amx(p) => p.groups(),
+            Use::Packed(p, _) | Use::IntAmx(p) => p.groups(),
             Use::F16Gemm(g) => w.rows.div_ceil(g.mr),
             Use::F16Amx => w.rows.div_ceil(AMX_MR),
             _ => w.rows.div_ceil(4),
@@ -206,10 +204,7 @@ fn resolve<'a>(pool: &Pool, w: &'a Matrix, n: usize) -> Use<'a> {
 /// on (16-row groups, a CPU with AMX), with the group kernel otherwise.
 fn packed_use(p: &Interleaved, kernel: GroupKernel, n: usize) -> Use<'_> {
     if n >= AMX_MIN_TOKENS && p.width() == 16 && amx_available() {
-        match p.layout {
-            il::Layout::Q4_Kx8 => return Use::Q4kAmx(p),
-            il::Layout::Q4_0x8 | il::Layout::Q8_0x8 => return Use::Q0Amx(p),
-        }
+        return Use::IntAmx(p);
     }
     Use::Packed(p, kernel)
 }
@@ -329,8 +324,7 @@ fn chunk(
         Use::F16(kernel) => f16_chunk(w, kernel, x, n, u0, u1, dst),
         Use::F16Gemm(g) => f16_gemm_chunk(w, &g, ops.xp, n, u0, u1, dst),
         Use::F16Amx => f16_amx_chunk(w, ops.xamx, n, u0, u1, dst),
-        Use::Q4kAmx(p) => q4_k_amx_chunk(p, acts, n, u0, u1, dst),
-        Use::Q0Amx(p) => q0_amx_chunk(p, acts, n, u0, u1, dst),
+        Use::IntAmx(p) => int_amx_chunk(p, acts, n, u0, u1, dst),
         Use::Dot(..) => unreachable!("row-by-row products are not split into units"),
     }
 }
@@ -356,8 +350,8 @@ const AMX_MIN_TOKENS: usize = 16;
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(AMX_MIN_TOKENS >= crate::quant::kernels::amx::Q0_TOKENS);
 
-/// Groups `g0..g1` of the interleaved Q4_0 or Q8_0 matrix `p` on AMX tiles, into `dst`.
-fn q0_amx_chunk(
+/// Groups `g0..g1` of the interleaved Q4_K, Q4_0 or Q8_0 matrix `p` on AMX tiles, into `dst`.
+fn int_amx_chunk(
     p: &Interleaved,
     acts: &Acts,
     n: usize,
@@ -367,54 +361,20 @@ fn q0_amx_chunk(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        use crate::quant::kernels::amx;
         let base = dst.ptr_in(0, n * p.rows);
+        let (group, nb, rows) = (&|g| p.group(g), p.blocks(), p.rows);
+        let (qs, d) = (acts.qs_rows(0, n), acts.d_rows(0, n));
         // SAFETY: rows of groups g0..g1 of every token belong to the caller's task only;
         // `ptr_in` checked that `dst` holds n × rows values.
         unsafe {
-            crate::quant::kernels::amx::q0_chunk(
-                p.layout == il::Layout::Q4_0x8,
-                &|g| p.group(g),
-                p.blocks(),
-                p.rows,
-                acts.qs_rows(0, n),
-                acts.d_rows(0, n),
-                n,
-                g0,
-                g1,
-                base,
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("AMX products only on x86-64 ({p:p} {acts:p} {n} {g0} {g1} {dst:p})")
-}
-
-/// Groups `g0..g1` of the interleaved Q4_K matrix `p` on AMX tiles, into `dst`.
-fn q4_k_amx_chunk(
-    p: &Interleaved,
-    acts: &Acts,
-    n: usize,
-    g0: usize,
-    g1: usize,
-    dst: &SharedMut<f32>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let base = dst.ptr_in(0, n * p.rows);
-        // SAFETY: rows of groups g0..g1 of every token belong to the caller's task only;
-        // `ptr_in` checked that `dst` holds n × rows values.
-        unsafe {
-            crate::quant::kernels::amx::q4_k_chunk(
-                &|g| p.group(g),
-                p.blocks(),
-                p.rows,
-                acts.qs_rows(0, n),
-                acts.d_rows(0, n),
-                n,
-                g0,
-                g1,
-                base,
-            )
+            match p.layout {
+                il::Layout::Q4_Kx8 => amx::q4_k_chunk(group, nb, rows, qs, d, n, g0, g1, base),
+                il::Layout::Q4_0x8 | il::Layout::Q8_0x8 => {
+                    let q4 = p.layout == il::Layout::Q4_0x8;
+                    amx::q0_chunk(q4, group, nb, rows, qs, d, n, g0, g1, base)
+                }
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -991,62 +951,32 @@ mod tests {
         }
     }
 
-    /// Interleaved Q4_K products on AMX tiles (where the CPU has AMX-INT8) against the reference
-    /// `vec_dot` with ggml's Q8_K operand: group counts with a partial last group (rows not a
-    /// multiple of 16), token counts that are not multiples of the 16-token tile, one and several
-    /// super-blocks. The AMX path computes the same integer sums as the VNNI kernel, so the
-    /// tolerance is the f32 summation's.
+    /// Interleaved Q4_K, Q4_0 and Q8_0 products on AMX tiles (where the CPU has AMX-INT8) against
+    /// the reference `vec_dot` with ggml's Q8_K / Q8_0 operand: rows not a multiple of the 16-row
+    /// group, token counts that are not multiples of the 16-token tile (for Q4_0/Q8_0 the last
+    /// tile overlaps the one before), one and several (super-)blocks, odd and even block counts
+    /// (the Q4_0/Q8_0 kernel takes blocks in pairs), 1 and 3 threads. Each block's integer sum is
+    /// exact in both; they differ only in the order of the f32 scaling and summation, a relative
+    /// error of about (blocks + 2) 2^-24 of Σ|w x| at worst (≤ 4e-6 for the 64 blocks here),
+    /// inside the bound. Also checks that one token (generation) and batches under
+    /// `AMX_MIN_TOKENS` keep the group kernel.
     #[test]
-    fn q4_k_amx_matches_vec_dot() {
-        if !amx_available() {
-            eprintln!("no AMX on this CPU: skipped");
-            return;
-        }
-        let mut seed = 0x4b4b_0123_4567_89abu64;
-        for threads in [1, 3] {
-            let pool = Pool::new(threads).unwrap();
-            let mut s = MatScratch::default();
-            for (rows, cols, n) in [(16, 256, 16), (70, 768, 33), (37, 512, 128), (200, 256, 21)] {
-                let w = matrix(GgmlType::Q4_K, rows, cols, &mut seed);
-                let x = rng_vals(n * cols, &mut seed, 3.0);
-                let Plan::Packed { p, .. } = w.plan() else {
-                    panic!("Q4_K is repacked")
-                };
-                let mut out = vec![f32::NAN; n * rows];
-                product(&pool, &mut s, &w, Use::Q4kAmx(p), &x, n, &mut out);
-                let (want, mag) = naive(&w, &x, n);
-                for i in 0..n * rows {
-                    assert!(
-                        (out[i] - want[i]).abs() <= 1e-5 * mag[i] + 1e-6,
-                        "{rows}x{cols} n{n} t{threads} [{i}]: {} vs {}",
-                        out[i],
-                        want[i]
-                    );
-                }
-            }
-        }
-    }
-
-    /// Interleaved Q4_0 and Q8_0 products on AMX tiles (where the CPU has AMX-INT8) against the
-    /// reference `vec_dot` with ggml's Q8_0 operand: rows not a multiple of the 16-row group,
-    /// token counts that are not multiples of the 16-token tile (the last tile overlaps the one
-    /// before), odd and even block counts (the kernel takes blocks in pairs), 1 and 3 threads.
-    /// Each block's integer sum is exact in both; they differ only in the order of the f32
-    /// scaling and summation, a relative error of about (blocks + 2) 2^-24 of Σ|w x| at worst
-    /// (≤ 4e-6 for the 64 blocks here), inside the bound. Also checks that one token (generation)
-    /// and batches under `AMX_MIN_TOKENS` keep the group kernel.
-    #[test]
-    fn q4_0_and_q8_0_amx_match_vec_dot() {
+    fn int8_amx_matches_vec_dot() {
         if !amx_available() {
             eprintln!("no AMX on this CPU: skipped");
             return;
         }
         let mut seed = 0x0400_0800_1357_9bdfu64;
+        let k_cases = [(16, 256, 16), (70, 768, 33), (37, 512, 128), (200, 256, 21)];
+        let cases = [(16, 32, 16), (70, 96, 33), (37, 512, 128), (200, 2048, 21)];
         for threads in [1, 3] {
             let pool = Pool::new(threads).unwrap();
             let mut s = MatScratch::default();
-            for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
-                let cases = [(16, 32, 16), (70, 96, 33), (37, 512, 128), (200, 2048, 21)];
+            for (ty, cases) in [
+                (GgmlType::Q4_K, k_cases),
+                (GgmlType::Q4_0, cases),
+                (GgmlType::Q8_0, cases),
+            ] {
                 for (rows, cols, n) in cases {
                     let w = matrix(ty, rows, cols, &mut seed);
                     let x = rng_vals(n * cols, &mut seed, 3.0);
@@ -1066,9 +996,9 @@ mod tests {
                         resolve(&pool, &w, AMX_MIN_TOKENS - 1),
                         Use::Packed(..)
                     ));
-                    assert!(matches!(resolve(&pool, &w, AMX_MIN_TOKENS), Use::Q0Amx(_)));
+                    assert!(matches!(resolve(&pool, &w, AMX_MIN_TOKENS), Use::IntAmx(_)));
                     let mut out = vec![f32::NAN; n * rows];
-                    product(&pool, &mut s, &w, Use::Q0Amx(p), &x, n, &mut out);
+                    product(&pool, &mut s, &w, Use::IntAmx(p), &x, n, &mut out);
                     let (want, mag) = naive(&w, &x, n);
                     for i in 0..n * rows {
                         assert!(
