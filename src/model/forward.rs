@@ -186,24 +186,6 @@ enum KvSlice<'a> {
 }
 
 impl KvCache {
-    /// KV head `h` of layer `layer`, to read.
-    #[cfg(test)]
-    fn head(&self, layer: usize, h: usize) -> HeadKv<'_> {
-        let (kn, vn) = (self.n_ctx * self.head_dim, self.head_dim * self.v_stride);
-        let (k, v) = match (&self.k[layer], &self.v[layer]) {
-            (KvBuf::F16(k), KvBuf::F16(v)) => (
-                KvSlice::F16(&k[h * kn..][..kn]),
-                KvSlice::F16(&v[h * vn..][..vn]),
-            ),
-            (KvBuf::F32(k), KvBuf::F32(v)) => (
-                KvSlice::F32(&k[h * kn..][..kn]),
-                KvSlice::F32(&v[h * vn..][..vn]),
-            ),
-            _ => unreachable!("keys and values share one type"),
-        };
-        self.head_view(k, v)
-    }
-
     /// KV head `h` of the layer `dst` points into (this cache's [`KvCache::layer_mut`]), to read
     /// while tasks may write other heads of the layer.
     ///
@@ -221,10 +203,6 @@ impl KvCache {
                 KvSlice::F32(v.slice(h * vn, vn)),
             ),
         };
-        self.head_view(k, v)
-    }
-
-    fn head_view<'a>(&self, k: KvSlice<'a>, v: KvSlice<'a>) -> HeadKv<'a> {
         HeadKv {
             k,
             v,
@@ -997,7 +975,8 @@ mod tests {
         ];
         let f16_rows = il::f16_rows_kernel();
         for &(ty, hd, nkv, group, alibi, pos0, nt) in &cases {
-            let kv = random_cache(ty, pos0 + nt + 3, hd, nkv, &mut seed);
+            let mut kv = random_cache(ty, pos0 + nt + 3, hd, nkv, &mut seed);
+            let layer = kv.layer_mut(0);
             let qd = nkv * group * hd;
             let q: Vec<f32> = (0..nt * qd).map(|_| rng(&mut seed)).collect();
             let slopes: Vec<f32> = (0..nkv * group)
@@ -1014,7 +993,8 @@ mod tests {
             let mut scores = vec![f32::NAN; rows * (pos0 + nt).next_multiple_of(8)];
             for kvh in 0..nkv {
                 let args = |n_keys: usize| AttnArgs {
-                    kv: kv.head(0, kvh),
+                    // SAFETY: nothing writes the cache in this test.
+                    kv: unsafe { kv.head_in(&layer, kvh) },
                     n_keys,
                     group,
                     scale,
