@@ -218,13 +218,10 @@ impl KvCache {
     /// value dimension is a row of its own, and every line was evicted by the layer's weights.
     fn prefetch_head(&self, dst: &LayerKv, h: usize, pos0: usize, n: usize) {
         let (hd, vs) = (self.head_dim, self.v_stride);
-        let el = match dst {
-            LayerKv::F16(..) => 2,
-            LayerKv::F32(..) => 4,
-        };
-        let (k, v) = match dst {
-            LayerKv::F16(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>()),
-            LayerKv::F32(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>()),
+        // the layer's keys and values as bytes, and bytes per element
+        let (k, v, el) = match dst {
+            LayerKv::F16(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>(), 2),
+            LayerKv::F32(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>(), 4),
         };
         let k = k.wrapping_add(h * self.n_ctx * hd * el);
         let v = v.wrapping_add(h * hd * vs * el);
