@@ -176,6 +176,7 @@ impl Kernels {
         }
         #[cfg(target_arch = "aarch64")]
         {
+            let _ = avx512; // no AVX-512 to leave out here
             let mut k = neon::kernels();
             neon_x8::install(&mut k);
             k.silu_mul = act::arm::silu_mul_neon;
