@@ -235,6 +235,35 @@ fn split(units: usize, threads: usize) -> (usize, usize) {
     (per, units.div_ceil(per))
 }
 
+/// How the units of a product (one matrix, or several side by side) are cut into pool tasks.
+/// The pool hands thread `t` tasks `t k..(t + 1) k` (`k` = [`TASKS_PER_THREAD`]) and lets a thread
+/// that has run out take tasks from the back of another's share; so each thread's share of the
+/// units is cut into `k` ranges that shrink towards the share's end (range `j` ends at
+/// `1 − (1 − (j + 1)/k)²` of the share: the first is 12 % of it, the last 0.4 %). What a thread
+/// finishing early finds left to take is then small, and it waits less for the last range.
+/// 1.1B Q4_0 generation, 2 threads, with 16 equal ranges per thread: the first thread to finish a
+/// step waited 10.5–12 µs on average (`FERROLLM_PROFILE`).
+#[derive(Clone, Copy)]
+struct Split {
+    units: usize,
+    threads: usize,
+}
+
+impl Split {
+    fn tasks(&self) -> usize {
+        self.threads * TASKS_PER_THREAD
+    }
+    /// The units of task `task` (may be empty).
+    fn range(&self, task: usize) -> (usize, usize) {
+        const K: usize = TASKS_PER_THREAD;
+        let (t, j) = (task / K, task % K);
+        let start = t * self.units / self.threads;
+        let share = (t + 1) * self.units / self.threads - start;
+        let at = |j: usize| start + share * (K * K - (K - j) * (K - j)) / (K * K);
+        (at(j), at(j + 1))
+    }
+}
+
 /// `out[t][r] = W[r] · x[t] + b[r]` for `n` rows of `x` (each `w.cols` long); `out` holds
 /// `n × w.rows` values.
 pub fn linear(pool: &Pool, s: &mut MatScratch, lin: &Linear, x: &[f32], n: usize, out: &mut [f32]) {
@@ -275,12 +304,16 @@ fn product(
         xp: &s.xpack,
         xamx: &s.xamx,
     };
-    let units = u.units(w);
-    let (per, tasks) = split(units, pool.threads());
+    let split = Split {
+        units: u.units(w),
+        threads: pool.threads(),
+    };
     let dst = SharedMut::new(out);
-    pool.run(tasks, |task, _| {
-        let u1 = ((task + 1) * per).min(units);
-        chunk(u, w, &ops, x, n, task * per, u1, &dst);
+    pool.run(split.tasks(), |task, _| {
+        let (u0, u1) = split.range(task);
+        if u0 < u1 {
+            chunk(u, w, &ops, x, n, u0, u1, &dst);
+        }
     });
 }
 
@@ -697,14 +730,16 @@ pub fn linear_multi(
         assert_eq!(x.len(), n * l.w.cols, "activation rows");
         assert_eq!(o.len(), n * l.w.rows, "output rows");
     }
-    // Tasks of one size across the matrices (their units are alike: same columns, same kind), so
-    // the small K and V do not add tasks of a few units each.
-    let units = |i: usize| u(i).units(&lins[i].w);
-    let (per, _) = split((0..m).map(units).sum(), pool.threads());
+    // The matrices' units side by side (they are alike: same columns, same kind), split as one:
+    // matrix i has units first[i]..first[i + 1]; a task may span two.
     let mut first = [0usize; 5];
     for i in 0..m {
-        first[i + 1] = first[i] + units(i).div_ceil(per);
+        first[i + 1] = first[i] + u(i).units(&lins[i].w);
     }
+    let split = Split {
+        units: first[m],
+        threads: pool.threads(),
+    };
     let dsts: [Option<SharedMut<f32>>; 4] =
         std::array::from_fn(|i| outs.get_mut(i).map(|o| SharedMut::new(o)));
     prepare_operands(pool, s, u(0), x, n, lins[0].w.cols);
@@ -713,12 +748,24 @@ pub fn linear_multi(
         xp: &s.xpack,
         xamx: &s.xamx,
     };
-    pool.run(first[m], |task, _| {
-        let i = (0..m).rfind(|&i| first[i] <= task).expect("task in range");
-        let c = task - first[i];
-        let (u0, u1) = (c * per, ((c + 1) * per).min(units(i)));
-        let dst = dsts[i].as_ref().expect("one output per matrix");
-        chunk(u(i), &lins[i].w, &ops, x, n, u0, u1, dst);
+    pool.run(split.tasks(), |task, _| {
+        let (a, b) = split.range(task);
+        for i in 0..m {
+            let (u0, u1) = (a.max(first[i]), b.min(first[i + 1]));
+            if u0 < u1 {
+                let dst = dsts[i].as_ref().expect("one output per matrix");
+                chunk(
+                    u(i),
+                    &lins[i].w,
+                    &ops,
+                    x,
+                    n,
+                    u0 - first[i],
+                    u1 - first[i],
+                    dst,
+                );
+            }
+        }
     });
     for (l, o) in lins.iter().zip(outs.iter_mut()) {
         add_bias(l, o);
@@ -823,6 +870,40 @@ mod tests {
             }
         }
         (out, mag)
+    }
+
+    #[test]
+    fn split_tiles_the_units_with_ranges_shrinking_towards_each_share_end() {
+        for threads in [1, 2, 3, 8] {
+            for units in [0, 1, 5, 16, 37, 160, 704, 2003] {
+                let sp = Split { units, threads };
+                let mut next = 0;
+                for t in 0..threads {
+                    // The pool's share of thread t: tasks t k..(t + 1) k, of sizes shrinking as
+                    // share · (2 (k − j) − 1) / k² (up to rounding).
+                    let share = ((t + 1) * units / threads - t * units / threads) as f64;
+                    let k = TASKS_PER_THREAD as f64;
+                    for (j, task) in (t * TASKS_PER_THREAD..(t + 1) * TASKS_PER_THREAD).enumerate()
+                    {
+                        let (a, b) = sp.range(task);
+                        assert_eq!(a, next, "{units} units, {threads} threads, task {task}");
+                        let exact = share * (2.0 * (k - j as f64) - 1.0) / (k * k);
+                        assert!(
+                            b >= a && ((b - a) as f64 - exact).abs() < 1.0,
+                            "task {task}"
+                        );
+                        next = b;
+                    }
+                    assert_eq!(
+                        next,
+                        (t + 1) * units / threads,
+                        "share {t} ends where it should"
+                    );
+                }
+                assert_eq!(sp.tasks(), threads * TASKS_PER_THREAD);
+                assert_eq!(next, units);
+            }
+        }
     }
 
     #[test]
