@@ -163,11 +163,7 @@ pub fn alibi_slopes(n_head: usize, max_bias: f32, rule: AlibiRule) -> Vec<f32> {
 /// In-place softmax of one row (max-subtracted, f32 like torch's float32 softmax).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v as f64;
-    }
+    let sum = (crate::quant::kernels::get().exp_shift)(x, max);
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;

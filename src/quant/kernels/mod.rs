@@ -127,6 +127,8 @@ pub(crate) struct Kernels {
     pub f16_gemm: Option<F16Gemm>,
     /// `up[i] *= silu(gate[i])` (see [`act`]).
     pub silu_mul: act::SiluMul,
+    /// `x[i] = exp(x[i] − max)` and their sum, for the softmax (see [`act`]).
+    pub exp_shift: act::ExpShift,
 }
 
 impl Kernels {
@@ -157,6 +159,7 @@ impl Kernels {
         q8_0_rows: None,
         f16_gemm: None,
         silu_mul: act::silu_mul_scalar,
+        exp_shift: act::exp_shift_scalar,
     };
 
     /// The best kernel set this CPU supports (ignoring `FERROLLM_KERNELS`), without the
@@ -166,11 +169,13 @@ impl Kernels {
         {
             if let Some(mut k) = avx2::kernels() {
                 avx2_x8::install(&mut k, avx512);
-                k.silu_mul = if avx512 && is_x86_feature_detected!("avx512f") {
-                    act::x86::silu_mul_avx512
+                if avx512 && is_x86_feature_detected!("avx512f") {
+                    k.silu_mul = act::x86::silu_mul_avx512;
+                    k.exp_shift = act::x86::exp_shift_avx512;
                 } else {
-                    act::x86::silu_mul_avx2
-                };
+                    k.silu_mul = act::x86::silu_mul_avx2;
+                    k.exp_shift = act::x86::exp_shift_avx2;
+                }
                 return k;
             }
         }
@@ -180,6 +185,7 @@ impl Kernels {
             let mut k = neon::kernels();
             neon_x8::install(&mut k);
             k.silu_mul = act::arm::silu_mul_neon;
+            k.exp_shift = act::arm::exp_shift_neon;
             return k;
         }
         #[allow(unreachable_code)]
