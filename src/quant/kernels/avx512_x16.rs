@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{PF_BYTES, PF_BYTES_Q4_0};
+use super::{PF_BYTES, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0};
 use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
 
 /// Broadcast of the four activation bytes at `p` to every lane.
@@ -84,7 +84,7 @@ macro_rules! x16_build {
             for b in 0..nb {
                 let p = qs.add(b * 256);
                 if NT == 1 {
-                    prefetch_ahead!(p, 4, PF_BYTES_Q4_0);
+                    prefetch_ahead!(p, 4, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0);
                 }
                 let mut w = [_mm512_setzero_si512(); 8];
                 for j in 0..4 {

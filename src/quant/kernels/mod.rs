@@ -31,9 +31,18 @@ pub(crate) const PF_BYTES: usize = 4096;
 /// noise at 8 KB).
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PF_BYTES_Q4_0: usize = 8192;
+/// How far ahead the AVX-512 Q4_0 kernel prefetches into L2: 3 × [`PF_BYTES_Q4_0`] rather than
+/// the 2 × of the others. `cargo bench --bench stream -- 2 640 q4_0`, product ÷ read (one matrix
+/// / 26 layers), 4 alternations: 16 KB 0.93–0.98 / 0.93–0.96, 24 KB 0.96–0.98 / 0.98–1.00, 32 KB
+/// 0.94–1.01 / 0.94–1.02; and again, 16 KB against 24 KB, 0.94–0.96 / 0.92–0.97 against
+/// 0.95–1.02 / 0.92–0.99. Not for the AVX2 Q4_0 kernel (0.89–0.98 either way), nor Q4_K and Q8_0
+/// (Q4_K 0.94–1.02 at 2 ×, 0.93–0.99 at 3 ×; Q8_0 1.01–1.08 both).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const PF_L2_BYTES_Q4_0: usize = 3 * PF_BYTES_Q4_0;
 
 /// Prefetches the `lines` cache lines from `p + ahead` into L1 (default [`PF_BYTES`]), and the
-/// same lines from `p + 2 ahead` into L2 (hints: never fault, even past the end of the group).
+/// same lines from `p + ahead_l2` (default `2 ahead`) into L2 (hints: never fault, even past the
+/// end of the group).
 /// The L2 requests keep more misses in flight than L1's fill buffers allow: benches/stream Q4_0
 /// product ÷ read 0.90 → 0.96 (3 runs); 1.1B tg, 2 threads, medians of 3–4 alternations: AVX-512
 /// Q4_0 41.6 → 44.4 and Q4_K 44.6 → 46.3 tok/s, AVX2 Q4_0 38.2 → 46.8 and Q4_K 35.8 → 43.3.
@@ -43,9 +52,12 @@ macro_rules! prefetch_ahead {
         prefetch_ahead!($p, $lines, PF_BYTES)
     };
     ($p:expr, $lines:expr, $ahead:expr) => {
+        prefetch_ahead!($p, $lines, $ahead, 2 * $ahead)
+    };
+    ($p:expr, $lines:expr, $ahead:expr, $ahead_l2:expr) => {
         for l in 0..$lines {
             _mm_prefetch::<_MM_HINT_T0>($p.wrapping_add($ahead + 64 * l) as *const i8);
-            _mm_prefetch::<_MM_HINT_T1>($p.wrapping_add(2 * $ahead + 64 * l) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>($p.wrapping_add($ahead_l2 + 64 * l) as *const i8);
         }
     };
 }
