@@ -135,20 +135,29 @@ impl Sampler {
         if p.temperature == 0.0 {
             return argmax(logits);
         }
+        // Top-k: the k best, found in one pass that keeps at most 2k candidates: whenever the
+        // buffer fills, the k best are selected (linear time) and the k-th becomes the bar a new
+        // candidate must pass. Then only they are sorted. Sorting the whole vocabulary took about a
+        // tenth of all cycles of 160M generation with the defaults.
+        let k = if p.top_k > 0 { p.top_k } else { usize::MAX };
         let cand = &mut self.cand;
         cand.clear();
-        cand.extend(
-            logits
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| !l.is_nan())
-                .map(|(i, &l)| (i as u32, l)),
-        );
-        // Top-k: select the k best (linear time), then sort only them. Sorting the whole
-        // vocabulary took about a tenth of all cycles of 160M generation with the defaults.
-        if p.top_k > 0 && p.top_k < cand.len() {
-            cand.select_nth_unstable_by(p.top_k - 1, by_logit);
-            cand.truncate(p.top_k);
+        let mut bar: Option<(u32, f32)> = None;
+        for (i, &l) in logits.iter().enumerate() {
+            let c = (i as u32, l);
+            if l.is_nan() || bar.is_some_and(|b| by_logit(&c, &b).is_gt()) {
+                continue;
+            }
+            cand.push(c);
+            if cand.len() == k.saturating_mul(2) {
+                cand.select_nth_unstable_by(k - 1, by_logit);
+                cand.truncate(k);
+                bar = Some(cand[k - 1]);
+            }
+        }
+        if k < cand.len() {
+            cand.select_nth_unstable_by(k - 1, by_logit);
+            cand.truncate(k);
         }
         cand.sort_unstable_by(by_logit);
         let Some(&(_, max)) = cand.first() else {
