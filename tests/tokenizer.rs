@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::ids;
 use ferrollm::tokenizer::{StreamDecoder, Tokenizer};
 use serde_json::Value;
 
@@ -16,14 +17,6 @@ fn fixtures() -> Vec<std::path::PathBuf> {
     dirs.sort();
     assert!(dirs.len() >= 6, "fixture checkpoints are missing");
     dirs
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]

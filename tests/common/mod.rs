@@ -176,7 +176,6 @@ pub fn logits_of(v: &Value) -> Vec<f32> {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|row| row.as_array().unwrap().iter())
-        .map(|x| x.as_f64().unwrap() as f32)
+        .flat_map(floats)
         .collect()
 }
