@@ -36,7 +36,7 @@ struct Shared {
     /// Each thread's share of the current step's task indices, `next | end << 32`.
     shares: Box<[Share]>,
     /// With profiling on: when the first and the last thread finished the current step
-    /// (nanoseconds since [`since_start`]'s origin).
+    /// (nanoseconds of [`crate::profile::clock_ns`]).
     first_done: AtomicU64,
     last_done: AtomicU64,
     /// Incremented for every step; workers wait for it to change.
@@ -62,15 +62,6 @@ fn unshare(v: u64) -> (usize, usize) {
     (v as u32 as usize, (v >> 32) as usize)
 }
 
-/// Nanoseconds since the first call (the profile's clock).
-fn since_start() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
-}
-
 impl Shared {
     /// Runs tasks of the current step until none are left.
     fn work(&self, job: &Job<'_>, thread: usize) {
@@ -78,7 +69,7 @@ impl Shared {
             job(i, thread);
         }
         if crate::profile::enabled() {
-            let now = since_start();
+            let now = crate::profile::clock_ns();
             self.first_done.fetch_min(now, Relaxed);
             self.last_done.fetch_max(now, Relaxed);
         }

@@ -81,6 +81,13 @@ pub fn mark(step: Step) {
     }
 }
 
+/// Nanoseconds since the first call: the clock [`Pool::run`](crate::pool::Pool::run) stamps the
+/// first and the last thread's end of a step with.
+pub(crate) fn clock_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
 /// Records one step's end-of-step wait (see the module documentation).
 pub(crate) fn record_wait(nanos: u64) {
     WAIT_NANOS.fetch_add(nanos, Relaxed);
