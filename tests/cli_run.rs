@@ -153,7 +153,8 @@ fn generate_json_bench_and_perplexity() {
         "a profile without FERROLLM_PROFILE: {err}"
     );
     // FERROLLM_PROFILE=1: every step's share of the time (summing to 100 %), the products'
-    // non-zero, and the pool's end-of-step wait; the JSON on stdout unchanged.
+    // non-zero and each with its end-of-step wait (they run on the pool), and the pool's average
+    // wait; the JSON on stdout unchanged.
     let args = [
         "bench", m, "-t", "2", "-p", "8", "-n", "4", "-r", "1", "--json",
     ];
@@ -164,7 +165,14 @@ fn generate_json_bench_and_perplexity() {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 4 && f[2] == "%").then(|| (f[0].to_string(), f[1].parse().unwrap()))
+            (f.len() >= 4 && f[2] == "%").then(|| (f[0].to_string(), f[1].parse().unwrap()))
+        })
+        .collect();
+    let waits: Vec<(&str, f64)> = err
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 5 && f[2] == "%").then(|| (f[0], f[4].parse().unwrap()))
         })
         .collect();
     let names: Vec<&str> = shares.iter().map(|s| s.0.as_str()).collect();
@@ -192,6 +200,10 @@ fn generate_json_bench_and_perplexity() {
         assert!(
             shares.iter().any(|s| s.0 == step && s.1 > 0.0),
             "{step}: {err}"
+        );
+        assert!(
+            waits.iter().any(|w| w.0 == step && w.1 >= 0.0),
+            "{step} without its wait: {err}"
         );
     }
     assert!(err.contains("the first thread to finish waited"), "{err}");
