@@ -21,6 +21,7 @@
 //! Linux for the tile-data state once (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`),
 //! and every call loads its tile configuration and releases the tiles at the end.
 
+use crate::quant::interleaved::{Q4kSuper, Q4K_SUPER};
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -479,9 +480,10 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
     asm!("ldtilecfg [{}]", in(reg) CONFIG_Q4K.0.as_ptr(), options(nostack, readonly));
     for g in g0..g1 {
         let grp = group(g);
-        assert!(grp.len() >= ns * 148 * 16);
+        assert!(grp.len() >= ns * Q4K_SUPER * 16);
         for s in 0..ns {
-            pack_q4_k_super(grp.as_ptr(), ns, s, &mut ops);
+            let sb = grp.as_ptr().add(s * Q4K_SUPER * 16);
+            pack_q4_k_super(sb, &mut ops);
             for (tb, acc) in acc.iter_mut().enumerate() {
                 let t0 = tb * Q4K_TOKENS;
                 let a = if t0 + Q4K_TOKENS > n {
@@ -491,17 +493,7 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
                 };
                 let das: [f32; Q4K_TOKENS] =
                     std::array::from_fn(|t| ad[(t0 + t).min(n - 1) * ns + s]);
-                q4_k_super(
-                    grp.as_ptr(),
-                    ns,
-                    s,
-                    a.add(256 * s),
-                    cols,
-                    &ops,
-                    &das,
-                    acc,
-                    s == 0,
-                );
+                q4_k_super(sb, a.add(256 * s), cols, &ops, &das, acc, s == 0);
             }
         }
         let r0 = 16 * g;
@@ -526,13 +518,13 @@ pub(crate) unsafe fn q4_k_chunk<'a>(
 #[repr(C, align(64))]
 struct Q4kOperands([[[u8; 1024]; 4]; 3]);
 
-/// Fills `ops` for super-block `s` of a 16-row Q4_K group (see [`q4_k_chunk`]).
+/// Fills `ops` for the super-block at `sb` of a 16-row Q4_K group (see [`q4_k_chunk`]).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_q4_k_super(grp: *const u8, ns: usize, s: usize, ops: &mut Q4kOperands) {
+unsafe fn pack_q4_k_super(sb: *const u8, ops: &mut Q4kOperands) {
     let m4 = _mm512_set1_epi8(15);
     let low = _mm512_set1_epi16(0xff);
-    let sc = grp.add(ns * 2048 + s * 128);
-    let mn = grp.add(ns * 2048 + ns * 128 + s * 128);
+    const O: Q4kSuper = Q4kSuper::new(16);
+    let (sc, mn) = (sb.add(O.scales), sb.add(O.mins));
     // each row's byte of sub-block j, repeated over the row's four bytes of a quad (a macro:
     // a closure would not inherit the target features)
     macro_rules! rep {
@@ -544,7 +536,7 @@ unsafe fn pack_q4_k_super(grp: *const u8, ns: usize, s: usize, ops: &mut Q4kOper
         };
     }
     for c in 0..4 {
-        let p = grp.add(s * 2048 + 512 * c);
+        let p = sb.add(O.qs + 512 * c);
         for half in 0..2 {
             let j = 2 * c + half;
             let scv = rep!(sc.add(16 * j));
@@ -589,15 +581,13 @@ macro_rules! tload_s {
     };
 }
 
-/// Super-block `s` of 16 tokens (quants from `a`, rows `lda` apart, scales `da`) × the 16 rows
-/// whose operands are in `ops`, added into `acc[t][r]` (written over when `first`; the Q4_K tile
-/// configuration loaded).
+/// One super-block (at `sb`, its operands in `ops`) of 16 rows × 16 tokens (the super-block's
+/// quants from `a`, rows `lda` apart, scales `da`), added into `acc[t][r]` (written over when
+/// `first`; the Q4_K tile configuration loaded).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,f16c")]
 unsafe fn q4_k_super(
-    grp: *const u8,
-    ns: usize,
-    s: usize,
+    sb: *const u8,
     a: *const i8,
     lda: usize,
     ops: &Q4kOperands,
@@ -631,11 +621,9 @@ unsafe fn q4_k_super(
     tstore!(0, cp);
     tstore!(1, cp.add(16));
     tstore!(2, cp.add(32));
-    let dd = grp.add(ns * 2048 + 2 * ns * 128);
-    let dw = _mm512_cvtph_ps(_mm256_loadu_si256(dd.add(32 * s) as *const __m256i));
-    let mw = _mm512_cvtph_ps(_mm256_loadu_si256(
-        dd.add(ns * 32 + 32 * s) as *const __m256i
-    ));
+    const O: Q4kSuper = Q4kSuper::new(16);
+    let dw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.d) as *const __m256i));
+    let mw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.dmin) as *const __m256i));
     for (t, acc) in acc.iter_mut().enumerate() {
         let hi = _mm512_load_si512(cp.add(t) as *const _);
         let lo = _mm512_load_si512(cp.add(16 + t) as *const _);

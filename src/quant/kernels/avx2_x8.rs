@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 
 use super::{Kernels, PF_BYTES, PF_BYTES_Q4_0};
-use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
+use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER};
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
 /// has checked AVX2, FMA and F16C): 16-row groups on 512-bit registers with AVX-512F/BW/VL
@@ -263,22 +263,20 @@ macro_rules! x8_build {
             acts: &[ActRow<'_>],
             out: &mut Tile,
         ) {
-            debug_assert!(group.len() >= ns * 1184 && acts.len() == NT);
-            let qs = group.as_ptr();
-            let sc = qs.add(ns * 1024);
-            let mn = sc.add(ns * 64);
-            let d = mn.add(ns * 64);
-            let dmin = d.add(ns * 16);
+            debug_assert!(group.len() >= ns * Q4K_SUPER * 8 && acts.len() == NT);
+            const O: Q4kSuper = Q4kSuper::new(8);
             let m4 = _mm256_set1_epi8(15);
             let mut acc = [_mm256_setzero_ps(); NT];
-            if NT == 1 {
-                // the group's scales and mins (160 bytes per super-block), as in avx512_x16.rs
-                crate::quant::kernels::prefetch(sc, ns * 160, false);
-            }
             for s in 0..ns {
+                // one forward stream, as in avx512_x16.rs
+                let sb = group.as_ptr().add(s * Q4K_SUPER * 8);
+                let (sc, mn, qs) = (sb.add(O.scales), sb.add(O.mins), sb.add(O.qs));
+                if NT == 1 {
+                    prefetch_ahead!(sb, O.qs.div_ceil(64));
+                }
                 let mut isum = [_mm256_setzero_si256(); NT];
                 for sub in 0..8 {
-                    let p = qs.add(s * 1024 + 256 * (sub / 2));
+                    let p = qs.add(256 * (sub / 2));
                     if NT == 1 && sub % 2 == 0 {
                         prefetch_ahead!(p, 4);
                     }
@@ -291,23 +289,22 @@ macro_rules! x8_build {
                             _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4)
                         };
                     }
-                    let scv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                        sc.add(s * 64 + 8 * sub) as *const __m128i
-                    ));
+                    let scv =
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64(sc.add(8 * sub) as *const __m128i));
                     for t in 0..NT {
                         let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub);
                         let v = sum8_u4!($dp, w, a);
                         isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(v, scv));
                     }
                 }
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * s) as *const __m128i));
-                let mw = _mm256_cvtph_ps(_mm_loadu_si128(dmin.add(16 * s) as *const __m128i));
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(sb.add(O.d) as *const __m128i));
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(sb.add(O.dmin) as *const __m128i));
                 for t in 0..NT {
                     let a = &acts[t];
                     let mut msum = _mm256_setzero_si256();
                     for sub in 0..8 {
                         let mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                            mn.add(s * 64 + 8 * sub) as *const __m128i
+                            mn.add(8 * sub) as *const __m128i
                         ));
                         let bs = _mm256_set1_epi32(*a.sum.get_unchecked(s * 8 + sub));
                         msum = _mm256_add_epi32(msum, _mm256_mullo_epi32(mv, bs));

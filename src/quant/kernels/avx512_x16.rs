@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::{PF_BYTES, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0};
-use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Tile, MAX_TOKENS};
+use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER};
 
 /// Broadcast of the four activation bytes at `p` to every lane.
 macro_rules! bcast4 {
@@ -154,31 +154,26 @@ macro_rules! x16_build {
             acts: &[ActRow<'_>],
             out: &mut Tile,
         ) {
-            debug_assert!(group.len() >= ns * 148 * 16 && acts.len() == NT);
-            let qs = group.as_ptr();
-            let sc = qs.add(ns * 2048);
-            let mn = sc.add(ns * 128);
-            let d = mn.add(ns * 128);
-            let dmin = d.add(ns * 32);
+            debug_assert!(group.len() >= ns * Q4K_SUPER * 16 && acts.len() == NT);
+            const O: Q4kSuper = Q4kSuper::new(16);
             let m4 = _mm512_set1_epi8(15);
             let mut acc = [_mm512_setzero_ps(); NT];
-            if NT == 1 {
-                // The scales, mins and f16 scales of the whole group (320 bytes per super-block,
-                // after the quants) are read a little at a time beside the quants' stream, each
-                // new line a demand miss: fetch them all at the group's start. benches/stream:
-                // product ÷ read 0.82 → 0.88 (3 runs); 1.1B Q4_K tg 39.1 → 41.4 tok/s (median of
-                // 6 alternations).
-                crate::quant::kernels::prefetch(sc, ns * 320, false);
-            }
             for s in 0..ns {
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * s) as *const __m256i));
-                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(dmin.add(32 * s) as *const __m256i));
+                // The super-block's scales, then its quants: one forward stream, prefetched
+                // ahead line by line (the scales' lines here, the quants' beside each chunk).
+                let sb = group.as_ptr().add(s * Q4K_SUPER * 16);
+                if NT == 1 {
+                    prefetch_ahead!(sb, O.qs.div_ceil(64));
+                }
+                let (sc, mn, qs) = (sb.add(O.scales), sb.add(O.mins), sb.add(O.qs));
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.d) as *const __m256i));
+                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.dmin) as *const __m256i));
                 // Σ_sub sub-block dot · scale, in f32 with the row's d folded into the scales:
                 // a conversion and an FMA per sub-block and token instead of a 32-bit integer
                 // multiply (two uops on the port the dot products use).
                 let mut fsum = [_mm512_setzero_ps(); NT];
                 for c in 0..4 {
-                    let p = qs.add(s * 2048 + 512 * c);
+                    let p = qs.add(512 * c);
                     if NT == 1 {
                         prefetch_ahead!(p, 8);
                     }
@@ -197,7 +192,7 @@ macro_rules! x16_build {
                             };
                         }
                         let scv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
-                            sc.add(s * 128 + 16 * sub) as *const __m128i
+                            sc.add(16 * sub) as *const __m128i
                         ));
                         let scf = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), dw);
                         for t in 0..NT {
@@ -211,8 +206,8 @@ macro_rules! x16_build {
                 // token: each token's Σ_sub min · bsum is then four `madd_epi16` (its bsums,
                 // |Σ 32 q8| ≤ 4064, fit i16) instead of eight 32-bit multiplies.
                 let mpair: [__m512i; 4] = std::array::from_fn(|k| {
-                    let m0 = _mm_loadu_si128(mn.add(s * 128 + 32 * k) as *const __m128i);
-                    let m1 = _mm_loadu_si128(mn.add(s * 128 + 32 * k + 16) as *const __m128i);
+                    let m0 = _mm_loadu_si128(mn.add(32 * k) as *const __m128i);
+                    let m1 = _mm_loadu_si128(mn.add(32 * k + 16) as *const __m128i);
                     _mm512_cvtepu8_epi16(_mm256_set_m128i(
                         _mm_unpackhi_epi8(m0, m1),
                         _mm_unpacklo_epi8(m0, m1),

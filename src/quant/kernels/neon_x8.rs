@@ -13,7 +13,7 @@ use std::arch::aarch64::*;
 
 use super::neon::f16x4_to_f32;
 use super::Kernels;
-use crate::quant::interleaved::{ActRow, Tile, MAX_TOKENS};
+use crate::quant::interleaved::{ActRow, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER};
 
 pub(super) fn install(k: &mut Kernels) {
     k.q4_0x8 = q4_0x8;
@@ -145,18 +145,16 @@ unsafe fn bytes8(p: *const u8) -> (int32x4_t, int32x4_t) {
 
 #[target_feature(enable = "neon")]
 unsafe fn q4_k_imp(group: &[u8], ns: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-    assert!(group.len() >= ns * 1184 && acts.len() <= MAX_TOKENS);
-    let qs = group.as_ptr();
-    let sc = qs.add(ns * 1024);
-    let mn = sc.add(ns * 64);
-    let d = mn.add(ns * 64);
-    let dmin = d.add(ns * 16);
+    assert!(group.len() >= ns * Q4K_SUPER * 8 && acts.len() <= MAX_TOKENS);
+    const O: Q4kSuper = Q4kSuper::new(8);
     let m4 = vdupq_n_u8(15);
     let mut acc = [(vdupq_n_f32(0.0), vdupq_n_f32(0.0)); MAX_TOKENS];
     for s in 0..ns {
+        let sb = group.as_ptr().add(s * Q4K_SUPER * 8);
+        let (sc, mn, qs) = (sb.add(O.scales), sb.add(O.mins), sb.add(O.qs));
         let mut isum = [(vdupq_n_s32(0), vdupq_n_s32(0)); MAX_TOKENS];
         for sub in 0..8 {
-            let p = qs.add(s * 1024 + 256 * (sub / 2));
+            let p = qs.add(256 * (sub / 2));
             let mut w = [(vdupq_n_s8(0), vdupq_n_s8(0)); 8];
             for j in 0..8 {
                 let v0 = vld1q_u8(p.add(32 * j));
@@ -173,19 +171,19 @@ unsafe fn q4_k_imp(group: &[u8], ns: usize, acts: &[ActRow<'_>], out: &mut Tile)
                     )
                 };
             }
-            let (sc0, sc1) = bytes8(sc.add(s * 64 + 8 * sub));
+            let (sc0, sc1) = bytes8(sc.add(8 * sub));
             for (t, a) in acts.iter().enumerate() {
                 let (s0, s1) = sum8(&w, a.qs.as_ptr().add(s * 256 + 32 * sub));
                 isum[t].0 = vmlaq_s32(isum[t].0, s0, sc0);
                 isum[t].1 = vmlaq_s32(isum[t].1, s1, sc1);
             }
         }
-        let (dlo, dhi) = scales8(d.add(16 * s));
-        let (mlo, mhi) = scales8(dmin.add(16 * s));
+        let (dlo, dhi) = scales8(sb.add(O.d));
+        let (mlo, mhi) = scales8(sb.add(O.dmin));
         for (t, a) in acts.iter().enumerate() {
             let (mut m0, mut m1) = (vdupq_n_s32(0), vdupq_n_s32(0));
             for sub in 0..8 {
-                let (v0, v1) = bytes8(mn.add(s * 64 + 8 * sub));
+                let (v0, v1) = bytes8(mn.add(8 * sub));
                 let bs = a.sum[s * 8 + sub];
                 m0 = vmlaq_n_s32(m0, v0, bs);
                 m1 = vmlaq_n_s32(m1, v1, bs);
