@@ -227,8 +227,10 @@ pub struct MatScratch {
 /// thread 30-48 µs, 8: 7-12 µs, 16: 6-8 µs, 32: 4-5 µs, of steps of about 250-300 µs.
 const TASKS_PER_THREAD: usize = 16;
 
-/// Splits `units` into at most `threads × TASKS_PER_THREAD` contiguous ranges; returns the range
-/// length (in units) and the number of ranges.
+/// Splits `units` into at most `threads × TASKS_PER_THREAD` contiguous ranges of equal length;
+/// returns the range length (in units) and the number of ranges. For the steps that prepare a
+/// product's operands (a few blocks or tokens of equal cost); the products themselves stream
+/// weights for long and are cut by [`Split`].
 fn split(units: usize, threads: usize) -> (usize, usize) {
     let tasks = (threads * TASKS_PER_THREAD).clamp(1, units.max(1));
     let per = units.div_ceil(tasks).max(1);
@@ -801,11 +803,13 @@ fn by_dot(
         }
     };
     let operand = &s.operand;
-    let (per, tasks) = split(rows, pool.threads());
+    let split = Split {
+        units: rows,
+        threads: pool.threads(),
+    };
     let dst = SharedMut::new(out);
-    pool.run(tasks, |task, _| {
-        let r0 = task * per;
-        let r1 = ((task + 1) * per).min(rows);
+    pool.run(split.tasks(), |task, _| {
+        let (r0, r1) = split.range(task);
         for t in 0..n {
             let a = &operand[t * row_size..(t + 1) * row_size];
             // SAFETY: rows r0..r1 of every token belong to this task only.
