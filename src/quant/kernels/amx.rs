@@ -21,10 +21,11 @@
 //! Linux for the tile-data state once (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`),
 //! and every call loads its tile configuration and releases the tiles at the end.
 
-use crate::quant::interleaved::{Q4kSuper, Q4K_SUPER};
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
+
+use crate::quant::interleaved::{Q4kSuper, Q4K_SUPER};
 
 /// Weight rows per panel (two A tiles).
 pub(crate) const MR: usize = 32;
@@ -584,7 +585,6 @@ macro_rules! tload_s {
 /// One super-block (at `sb`, its operands in `ops`) of 16 rows × 16 tokens (the super-block's
 /// quants from `a`, rows `lda` apart, scales `da`), added into `acc[t][r]` (written over when
 /// `first`; the Q4_K tile configuration loaded).
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,f16c")]
 unsafe fn q4_k_super(
     sb: *const u8,
