@@ -136,7 +136,7 @@ pub fn generate(
             ),
         ));
     }
-    let mut logits = session.eval(&prompt_tokens, Logits::Last)?;
+    session.eval(&prompt_tokens, Logits::Last)?;
     let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
     let gen_start = Instant::now();
     // The last prompt token gives the first generated piece its context (a leading space).
@@ -159,7 +159,7 @@ pub fn generate(
         if params.max_new_tokens.is_some_and(|m| tokens.len() >= m) {
             break StopReason::MaxLength;
         }
-        let next = sampler.sample(&logits, session.tokens());
+        let next = sampler.sample(session.logits(), session.tokens());
         if Some(next) == tok.eos() {
             break StopReason::EndToken;
         }
@@ -182,7 +182,7 @@ pub fn generate(
             session.defer(&[next])?;
             break StopReason::MaxLength;
         }
-        logits = session.eval(&[next], Logits::Last)?;
+        session.eval(&[next], Logits::Last)?;
     };
     if matches!(stop_reason, StopReason::EndToken | StopReason::MaxLength) {
         if let Some(piece) = decoder.flush(tok)? {

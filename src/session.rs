@@ -57,6 +57,11 @@ pub struct Session {
     evaluated: usize,
     pool: Pool,
     scratch: Scratch,
+    /// The final hidden states of the last evaluation's rows; kept, like `logits`, so that the
+    /// per-token loop allocates nothing.
+    hidden: Vec<f32>,
+    /// The logits of the last evaluation.
+    logits: Vec<f32>,
 }
 
 impl Session {
@@ -106,10 +111,14 @@ impl Session {
             model,
             params,
             kv,
-            history: Vec::new(),
+            // Room for the whole context up front (small next to the KV cache): the per-token
+            // loop never grows it.
+            history: Vec::with_capacity(n_ctx),
             evaluated: 0,
             pool,
             scratch: Scratch::default(),
+            hidden: Vec::new(),
+            logits: Vec::new(),
         })
     }
 
@@ -131,6 +140,13 @@ impl Session {
     pub fn reset(&mut self) {
         self.history.clear();
         self.evaluated = 0;
+        self.logits.clear();
+    }
+
+    /// The logits the last [`Session::eval`] returned (empty after [`Session::reset`] or a
+    /// `Logits::None` evaluation).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
     }
 
     /// Appends `tokens` to the context without running them through the model yet: the next
@@ -164,9 +180,9 @@ impl Session {
         Ok(())
     }
 
-    /// Feeds the deferred tokens and then `tokens` in batches; returns the final hidden states of
-    /// the last token (`all = false`) or of every token of `tokens`.
-    fn feed(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>> {
+    /// Feeds the deferred tokens and then `tokens` in batches; leaves the final hidden states of
+    /// the last token (`all = false`) or of every token of `tokens` in `self.hidden`.
+    fn feed(&mut self, tokens: &[u32], all: bool) -> Result<()> {
         self.check(tokens)?;
         let kept = self.history.len();
         self.history.extend_from_slice(tokens);
@@ -179,8 +195,8 @@ impl Session {
     }
 
     /// Runs the tokens not yet in the cache (`history[evaluated..]`) through the model; the first
-    /// `skip` of them are deferred tokens, whose hidden states are not returned.
-    fn run(&mut self, skip: usize, all: bool) -> Result<Vec<f32>> {
+    /// `skip` of them are deferred tokens, whose hidden states are not kept.
+    fn run(&mut self, skip: usize, all: bool) -> Result<()> {
         let start = self.evaluated;
         let model = self.model.clone();
         let spec = model.spec();
@@ -188,7 +204,7 @@ impl Session {
             freq_base: self.params.rope_frequency_base,
             freq_scale: self.params.rope_frequency_scale,
         };
-        let mut hidden = Vec::new();
+        self.hidden.clear();
         let total = self.history.len() - start;
         let bs = self.params.batch_size;
         let n_batches = total.div_ceil(bs);
@@ -205,7 +221,7 @@ impl Session {
             } else {
                 len
             };
-            let h = forward::forward(
+            forward::forward(
                 &self.pool,
                 &mut self.scratch,
                 spec,
@@ -216,33 +232,34 @@ impl Session {
                 &self.history[b0..b1],
                 b0,
                 first,
+                &mut self.hidden,
             )?;
             self.evaluated = b1;
-            hidden.extend_from_slice(&h);
         }
-        Ok(hidden)
+        Ok(())
     }
 
     /// Feeds `tokens` after those already in the context and returns logits per `mode`
-    /// (`n_vocab` values per row).
-    pub fn eval(&mut self, tokens: &[u32], mode: Logits) -> Result<Vec<f32>> {
+    /// (`n_vocab` values per row). They stay readable through [`Session::logits`] until the next
+    /// evaluation or reset; their buffer is reused, so generating a token allocates nothing.
+    pub fn eval(&mut self, tokens: &[u32], mode: Logits) -> Result<&[f32]> {
         if tokens.is_empty() {
             return Err(Error::invalid_argument("no tokens to evaluate"));
         }
-        let hidden = self.feed(tokens, mode == Logits::All)?;
-        match mode {
-            Logits::None => Ok(Vec::new()),
-            _ => {
-                let model = self.model.clone();
-                Ok(forward::logits(
-                    &self.pool,
-                    &mut self.scratch,
-                    model.spec(),
-                    model.weights(),
-                    &hidden,
-                ))
-            }
+        self.logits.clear();
+        self.feed(tokens, mode == Logits::All)?;
+        if mode != Logits::None {
+            let model = self.model.clone();
+            forward::logits(
+                &self.pool,
+                &mut self.scratch,
+                model.spec(),
+                model.weights(),
+                &self.hidden,
+                &mut self.logits,
+            );
         }
+        Ok(&self.logits)
     }
 
     /// The embedding of `tokens`: the mean over positions of the final (normed) hidden states,
@@ -252,12 +269,12 @@ impl Session {
             return Err(Error::invalid_argument("no tokens to embed"));
         }
         self.reset();
-        let hidden = self.feed(tokens, true);
+        let fed = self.feed(tokens, true);
         self.reset();
-        let hidden = hidden?;
+        fed?;
         let d = self.model.spec().n_embd;
         let mut mean = vec![0f64; d];
-        for row in hidden.chunks_exact(d) {
+        for row in self.hidden.chunks_exact(d) {
             mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
         }
         Ok(mean

@@ -111,7 +111,7 @@ fn greedy(
     n: usize,
 ) -> Vec<u32> {
     let mut s = session(model);
-    let mut logits = s.eval(prompt, Logits::Last).unwrap();
+    let mut logits = s.eval(prompt, Logits::Last).unwrap().to_vec();
     let mut out = Vec::new();
     for _ in 0..n {
         for &m in masked {
@@ -122,7 +122,7 @@ fn greedy(
             break;
         }
         out.push(next);
-        logits = s.eval(&[next], Logits::Last).unwrap();
+        logits = s.eval(&[next], Logits::Last).unwrap().to_vec();
     }
     out
 }
@@ -136,7 +136,7 @@ struct Run {
 fn run(tmp: &Path, name: &str, r: &Value) -> Run {
     let model = load(tmp, name);
     let input = ids(&r["input_ids"]);
-    let logits = session(&model).eval(&input, Logits::All).unwrap();
+    let logits = session(&model).eval(&input, Logits::All).unwrap().to_vec();
     let n = greedy_of(&r["float32"]).len();
     let greedy = greedy(&model, &input, &ids(&r["eos_masked_ids"]), None, n);
     Run { logits, greedy }

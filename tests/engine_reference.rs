@@ -59,7 +59,7 @@ fn check_logits(dtype: GgmlType, tolerance: f64) {
         let (name, r, model) = fixture_model(&dir, tmp.path(), dtype);
         let input = ids(&r["input_ids"]);
         let want = logits_of(&r);
-        let got = session(&model).eval(&input, Logits::All).unwrap();
+        let got = session(&model).eval(&input, Logits::All).unwrap().to_vec();
         let err = relative_error(&got, &want);
         report.push(format!("{name}: {err:.2e}"));
         assert!(err <= tolerance, "{name} ({dtype}): logits differ from transformers by {err:.3e} (> {tolerance}); all so far: {report:?}");
@@ -86,7 +86,10 @@ fn greedy_continuations_and_embeddings_match_transformers() {
         let masked: Vec<u32> = greedy.get("eos_masked_ids").map(ids).unwrap_or_default();
         let want = ids(&greedy["ids"]);
         let mut s = session(&model);
-        let mut logits = s.eval(&ids(&r["input_ids"]), Logits::Last).unwrap();
+        let mut logits = s
+            .eval(&ids(&r["input_ids"]), Logits::Last)
+            .unwrap()
+            .to_vec();
         let mut got = Vec::new();
         for _ in 0..want.len() {
             for &m in &masked {
@@ -94,7 +97,7 @@ fn greedy_continuations_and_embeddings_match_transformers() {
             }
             let next = argmax(&logits);
             got.push(next);
-            logits = s.eval(&[next], Logits::Last).unwrap();
+            logits = s.eval(&[next], Logits::Last).unwrap().to_vec();
         }
         assert_eq!(
             got, want,
@@ -132,7 +135,8 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
         let got = Session::new(model, params.clone())
             .unwrap()
             .eval(&input, Logits::All)
-            .unwrap();
+            .unwrap()
+            .to_vec();
         let err = relative_error(&got, &want);
         assert!(err <= 1e-2, "{name}: F16 cache logits differ by {err:.3e}");
         report.push(format!("{name} f16-kv {err:.1e}"));
@@ -149,7 +153,8 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
         let got = Session::new(model, params)
             .unwrap()
             .eval(&input, Logits::All)
-            .unwrap();
+            .unwrap()
+            .to_vec();
         let err = relative_error(&got, &want);
         report.push(format!("{name} q8_0 {err:.1e}"));
         // Quantization error of Q8_0 weights and activations on these tiny, large-weight models
@@ -181,7 +186,7 @@ fn deferred_tokens_are_run_by_the_next_evaluation() {
         assert_eq!(s.tokens(), &input[..k + 1], "{name}: context after defer");
         let got = s.eval(&input[k + 1..], Logits::All).unwrap();
         let want: Vec<f32> = rows[k + 1..].concat();
-        let err = relative_error(&got, &want);
+        let err = relative_error(got, &want);
         assert!(
             err <= 1e-4,
             "{name}: logits after a deferred token differ by {err:.3e}"
@@ -231,7 +236,7 @@ fn f16_prompt_in_one_batch_matches_transformers() {
         "{name}: weights not exact in F16"
     );
     let want = logits_of(&r);
-    let one = session(&model).eval(&input, Logits::All).unwrap();
+    let one = session(&model).eval(&input, Logits::All).unwrap().to_vec();
     let err = relative_error(&one, &want);
     let pieces = logits_in_pieces(&model, &input, 8);
     let err_pieces = relative_error(&pieces, &want);

@@ -406,7 +406,7 @@ pub unsafe extern "C" fn ferrollm_session_eval(
                 ),
             ));
         }
-        buf[..values.len()].copy_from_slice(&values);
+        buf[..values.len()].copy_from_slice(values);
         Ok(())
     })
 }

@@ -587,8 +587,8 @@ fn ffn(pool: &Pool, spec: &Spec, layer: &Layer, s: &mut Scratch, n: usize, in_a:
     mark(Step::Down);
 }
 
-/// Runs `tokens` (at positions `pos0..`) through the decoder, filling the KV cache, and returns the
-/// final-normed hidden states of rows `first_row..` of the batch.
+/// Runs `tokens` (at positions `pos0..`) through the decoder, filling the KV cache, and appends the
+/// final-normed hidden states of rows `first_row..` of the batch to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     pool: &Pool,
@@ -601,7 +601,8 @@ pub fn forward(
     tokens: &[u32],
     pos0: usize,
     first_row: usize,
-) -> Result<Vec<f32>> {
+    out: &mut Vec<f32>,
+) -> Result<()> {
     mark(Step::Between);
     let n = tokens.len();
     let d = spec.n_embd;
@@ -640,7 +641,9 @@ pub fn forward(
     // Attention rows per task: about eight (consecutive tokens of one head, or the heads of a
     // GQA group), so the f16 row kernel gets four query rows per key it loads.
     let block = (8 / group).clamp(1, n);
-    let score_len = block * group * ((pos0 + n).next_multiple_of(8) + 2 * hd);
+    // Sized for the whole context, not the keys so far, so that it is allocated once: a few dozen
+    // bytes per position and thread, next to kilobytes per position in the KV cache.
+    let score_len = block * group * (kv.n_ctx().next_multiple_of(8) + 2 * hd);
     grow(&mut s.scores, threads * score_len);
     let f16_rows = il::f16_rows_kernel();
     for (il, layer) in w.layers.iter().enumerate() {
@@ -811,13 +814,14 @@ pub fn forward(
     }
     // The last layer's residual and the final norm of the rows asked for.
     let pending = pending_residual(spec, &s.attn, &s.down, n, !w.layers.is_empty());
-    let mut out = s.h[first_row * d..n * d].to_vec();
-    rows_par(pool, &mut out, d, |t, row| {
+    let start = out.len();
+    out.extend_from_slice(&s.h[first_row * d..n * d]);
+    rows_par(pool, &mut out[start..], d, |t, row| {
         add_rows(row, first_row + t, pending);
         norm_row(spec, &w.output_norm, row);
     });
     mark(Step::Final);
-    Ok(out)
+    Ok(())
 }
 
 /// The residual a layer leaves for the next pass over the hidden rows: its FFN output
@@ -853,13 +857,20 @@ fn add_rows(h: &mut [f32], t: usize, pending: [Option<&[f32]>; 2]) {
     }
 }
 
-/// Logits of `rows` final hidden states.
-pub fn logits(pool: &Pool, s: &mut Scratch, spec: &Spec, w: &Weights, hidden: &[f32]) -> Vec<f32> {
+/// Logits of `rows` final hidden states, into `out` (resized to `rows` × `n_vocab`; its
+/// capacity is kept from call to call).
+pub fn logits(
+    pool: &Pool,
+    s: &mut Scratch,
+    spec: &Spec,
+    w: &Weights,
+    hidden: &[f32],
+    out: &mut Vec<f32>,
+) {
     let n = hidden.len() / spec.n_embd;
-    let mut out = vec![0f32; n * spec.n_vocab];
-    linear(pool, &mut s.mat, &w.output, hidden, n, &mut out);
+    out.resize(n * spec.n_vocab, 0.0);
+    linear(pool, &mut s.mat, &w.output, hidden, n, out);
     mark(Step::Logits);
-    out
 }
 
 #[cfg(test)]

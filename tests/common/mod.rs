@@ -164,10 +164,11 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
 /// every product, the output head's included, then has at most `k` rows.
 pub fn logits_in_pieces(model: &Arc<Model>, input: &[u32], k: usize) -> Vec<f32> {
     let mut s = session(model);
-    input
-        .chunks(k)
-        .flat_map(|piece| s.eval(piece, Logits::All).unwrap())
-        .collect()
+    let mut all = Vec::new();
+    for piece in input.chunks(k) {
+        all.extend_from_slice(s.eval(piece, Logits::All).unwrap());
+    }
+    all
 }
 
 /// The flattened rows of `v["logits"]` (a reference's logits at every position).

@@ -401,8 +401,7 @@ pub fn run(cmd: RunCommand) -> Result<()> {
                     let t = Instant::now();
                     let mut next = prompt.first().copied().unwrap_or(0);
                     for _ in 0..n_gen {
-                        let logits = session.eval(&[next], Logits::Last)?;
-                        next = ferrollm::sampling::argmax(&logits);
+                        next = ferrollm::sampling::argmax(session.eval(&[next], Logits::Last)?);
                     }
                     if r > 0 {
                         tg.push(n_gen as f64 / t.elapsed().as_secs_f64());
