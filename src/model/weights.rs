@@ -300,7 +300,7 @@ impl Weights {
 
     /// Makes the product plan of every matrix now (repacking in parallel) rather than on first use,
     /// after mapping the pages of its bytes in one go (no page faults while packing, or in the
-    /// first products for matrices used as stored).
+    /// first products for matrices used as stored); maps the embeddings' pages too.
     ///
     /// Q8_0 matrices are kept as stored for generation (their row kernel keeps up with memory)
     /// unless all of them fit in the CPU's last-level cache: then memory does not bound
@@ -308,6 +308,15 @@ impl Weights {
     /// tokens/s), and the fresh memory the packed copy needs is small.
     pub fn prepare(&self) {
         use rayon::prelude::*;
+        // The embeddings are read from the file a row per token, so they are mapped now too:
+        // otherwise a row whose pages are not cached costs a disk read in the middle of
+        // generation (1.1B Q4_0 tg64 with the file evicted before loading: 0.9 % of the time in
+        // the embedding step, against 0.02 % with this).
+        for m in std::iter::once(&self.token_embd).chain(&self.position_embd) {
+            if let Bytes::File { file, offset, len } = &m.bytes {
+                file.prefault(*offset, *len);
+            }
+        }
         let matrices = self.product_matrices();
         matrices.par_iter().for_each(|m| {
             if let Bytes::File { file, offset, len } = &m.bytes {
