@@ -44,41 +44,44 @@ impl KvBuf {
 /// Keys and values of every layer for the positions seen so far.
 ///
 /// Keys are `[layer][kv head][position][head_dim]`: the keys one head reads are contiguous.
-/// Values are stored transposed, `[layer][kv head][head_dim][position]` (rows of [`v_stride`]
-/// positions): the weighted sum of values is then, for each output dimension, one contiguous dot
-/// product of the attention weights with a row of values.
+/// Values are stored transposed and in blocks of [`V_BLOCK`] positions,
+/// `[layer][kv head][block][head_dim][V_BLOCK]`: the weighted sum of values is then, for each
+/// output dimension, a contiguous dot product of the attention weights with each block's run of
+/// that dimension's values.
 pub struct KvCache {
     n_ctx: usize,
-    /// Positions per value row (see [`v_stride`]).
-    v_stride: usize,
+    /// Blocks of [`V_BLOCK`] positions per KV head's values.
+    v_blocks: usize,
     head_dim: usize,
     k: Vec<KvBuf>,
     v: Vec<KvBuf>,
 }
 
-/// Positions per value row for a context of `n_ctx`: rounded up to a multiple of 8, plus 32.
-/// One token's attention prefetches the first lines of all `head_dim` value rows of a head (see
-/// [`KvCache::prefetch_head`]); with rows a multiple of 4 KiB apart (2048 f16 positions) those
-/// lines all fall into one set of the L1 cache, whose 12 ways cannot hold them, so they evicted
-/// each other before use. The padding moves each row 32 positions (64 or 128 bytes) on, into the
-/// next set. 160M Q4_0 tg200, 2 threads, `FERROLLM_PROFILE`, 8 alternations: the attention's
-/// share of the time was lower in 7, equal in 1 (medians of the last 5: 21.96 → 20.77 %).
-fn v_stride(n_ctx: usize) -> usize {
-    n_ctx.next_multiple_of(8) + 32
-}
+/// Positions per block of values. One token's attention reads, for each of a head's `head_dim`
+/// dimensions, the values of every position so far. With one row of the whole context per
+/// dimension (2048 positions: 4 KiB in f16), the first lines of a head's 64 rows lay on 64
+/// pages, whose TLB entries the weights streamed between two layers evict: each token paid a page
+/// walk per row for every KV head of every layer (and 32 positions of padding per row kept the
+/// rows' first lines out of one L1 set). In blocks of 256 positions a head's values up to
+/// position 256 lie on 8 pages. `FERROLLM_PROFILE=1 ferrollm bench -t 2 -r 3`, 3 alternations,
+/// attention's share of generation: 160M Q4_0 tg64 15.6–16.4 → 12.6–13.8 %, tg512 32.0–32.1 →
+/// 27.6–29.2 %; 1.1B Q4_0 tg64 2.79–2.87 → 2.41–2.48 %. Blocks of 128 did as well for generation
+/// but cost prompts more horizontal sums (160M pp512: attention 37.2–40.0 % of the time with whole
+/// rows, 39.4–42.7 % with 128, 38.0–40.4 % with 256; 4 alternations).
+const V_BLOCK: usize = 256;
 
 impl KvCache {
     pub fn new(spec: &Spec, n_ctx: usize, ty: KvType) -> KvCache {
-        let v_stride = v_stride(n_ctx);
+        let v_blocks = n_ctx.div_ceil(V_BLOCK);
         KvCache {
             n_ctx,
-            v_stride,
+            v_blocks,
             head_dim: spec.head_dim,
             k: (0..spec.n_layer)
                 .map(|_| KvBuf::new(ty, n_ctx * spec.kv_dim()))
                 .collect(),
             v: (0..spec.n_layer)
-                .map(|_| KvBuf::new(ty, v_stride * spec.kv_dim()))
+                .map(|_| KvBuf::new(ty, v_blocks * V_BLOCK * spec.kv_dim()))
                 .collect(),
         }
     }
@@ -119,9 +122,12 @@ impl KvCache {
         v: &Heads,
     ) {
         const CHUNK: usize = 64;
-        let (hd, vs) = (self.head_dim, self.v_stride);
+        let hd = self.head_dim;
         let kat = (h * self.n_ctx + pos0) * hd;
-        let vat = h * hd * vs;
+        let vat = h * self.v_head_len();
+        let vn = self.v_head_len();
+        // The index of dimension `d`'s value at position `p` in the head's values.
+        let vi = |d: usize, p: usize| v_index(hd, d, p);
         match dst {
             LayerKv::F16(kb, vb) => {
                 let kd = kb.range(kat, n * hd);
@@ -130,28 +136,33 @@ impl KvCache {
                     // even either way.
                     kd[t * hd..(t + 1) * hd].convert_from_f32_slice(k.get(t, h));
                 }
-                let vd = vb.range(vat, hd * vs);
-                // Zero the value columns from the batch's end to the next multiple of 8: the
-                // weighted sums read whole runs of 8 (with zero weights past the keys), and a
-                // stale non-finite value from an earlier sequence would turn 0 · x into NaN.
+                let vd = vb.range(vat, vn);
+                // Zero the value columns from the batch's end to the next multiple of 8 (in the
+                // same block, as blocks are multiples of 8 long): the weighted sums read whole
+                // runs of 8 (with zero weights past the keys), and a stale non-finite value from
+                // an earlier sequence would turn 0 · x into NaN.
                 let end = pos0 + n;
+                let pad = end.next_multiple_of(8) - end;
                 for dd in 0..hd {
-                    vd[dd * vs + end..dd * vs + end.next_multiple_of(8)].fill(f16::ZERO);
+                    vd[vi(dd, end)..][..pad].fill(f16::ZERO);
                 }
                 if n >= 8 {
-                    // A batch: gather each value dimension over up to 64 tokens and convert
-                    // them with one call into their contiguous run of the transposed row.
+                    // A batch: gather each value dimension over up to 64 tokens (within one
+                    // block) and convert them with one call into their contiguous run.
                     let mut tmp = [0f32; CHUNK];
-                    for t0 in (0..n).step_by(CHUNK) {
-                        let m = CHUNK.min(n - t0);
+                    let mut t0 = 0;
+                    while t0 < n {
+                        let p = pos0 + t0;
+                        let m = CHUNK.min(n - t0).min(V_BLOCK - p % V_BLOCK);
                         let rows: [&[f32]; CHUNK] =
                             std::array::from_fn(|i| &*v.get(t0 + i.min(m - 1), h));
                         for dd in 0..hd {
                             for (x, r) in tmp.iter_mut().zip(&rows[..m]) {
                                 *x = r[dd];
                             }
-                            vd[dd * vs + pos0 + t0..][..m].convert_from_f32_slice(&tmp[..m]);
+                            vd[vi(dd, p)..][..m].convert_from_f32_slice(&tmp[..m]);
                         }
+                        t0 += m;
                     }
                 } else {
                     let mut tmp = [f16::ZERO; CHUNK];
@@ -160,7 +171,7 @@ impl KvCache {
                             let tmp = &mut tmp[..chunk.len()];
                             tmp.convert_from_f32_slice(chunk);
                             for (i, &x) in tmp.iter().enumerate() {
-                                vd[(CHUNK * c + i) * vs + pos0 + t] = x;
+                                vd[vi(CHUNK * c + i, pos0 + t)] = x;
                             }
                         }
                     }
@@ -168,11 +179,11 @@ impl KvCache {
             }
             LayerKv::F32(kb, vb) => {
                 let kd = kb.range(kat, n * hd);
-                let vd = vb.range(vat, hd * vs);
+                let vd = vb.range(vat, vn);
                 for t in 0..n {
                     kd[t * hd..(t + 1) * hd].copy_from_slice(k.get(t, h));
                     for (dd, &x) in v.get(t, h).iter().enumerate() {
-                        vd[dd * vs + pos0 + t] = x;
+                        vd[vi(dd, pos0 + t)] = x;
                     }
                 }
             }
@@ -181,13 +192,17 @@ impl KvCache {
 }
 
 /// One KV head's part of a layer's cache: its keys (`n_ctx × head_dim`, position-major) and its
-/// transposed values (`head_dim` rows of `v_stride` positions).
+/// transposed values in blocks (`[block][head_dim][V_BLOCK]`, see [`v_index`]).
 #[derive(Clone, Copy)]
 struct HeadKv<'a> {
     k: KvSlice<'a>,
     v: KvSlice<'a>,
     head_dim: usize,
-    v_stride: usize,
+}
+
+/// Where a KV head's values keep dimension `d` of position `p` (`hd` dimensions per position).
+fn v_index(hd: usize, d: usize, p: usize) -> usize {
+    (p / V_BLOCK * hd + d) * V_BLOCK + p % V_BLOCK
 }
 
 #[derive(Clone, Copy)]
@@ -203,7 +218,7 @@ impl KvCache {
     /// # Safety
     /// Nothing writes head `h` of that layer while the result lives.
     unsafe fn head_in<'a>(&self, dst: &'a LayerKv, h: usize) -> HeadKv<'a> {
-        let (kn, vn) = (self.n_ctx * self.head_dim, self.head_dim * self.v_stride);
+        let (kn, vn) = (self.n_ctx * self.head_dim, self.v_head_len());
         let (k, v) = match dst {
             LayerKv::F16(k, v) => (
                 KvSlice::F16(k.slice(h * kn, kn)),
@@ -218,8 +233,12 @@ impl KvCache {
             k,
             v,
             head_dim: self.head_dim,
-            v_stride: self.v_stride,
         }
+    }
+
+    /// Elements of one KV head's values in a layer.
+    fn v_head_len(&self) -> usize {
+        self.v_blocks * self.head_dim * V_BLOCK
     }
 
     /// Starts loading the cache lines that generation's attention of KV head `h` touches: the
@@ -228,27 +247,27 @@ impl KvCache {
     /// each). One token's attention otherwise waits on these lines one miss after another: each
     /// value dimension is a row of its own, and every line was evicted by the layer's weights.
     fn prefetch_head(&self, dst: &LayerKv, h: usize, pos0: usize, n: usize) {
-        let (hd, vs) = (self.head_dim, self.v_stride);
+        let hd = self.head_dim;
         // the layer's keys and values as bytes, and bytes per element
         let (k, v, el) = match dst {
             LayerKv::F16(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>(), 2),
             LayerKv::F32(k, v) => (k.ptr_in(0, 0).cast::<u8>(), v.ptr_in(0, 0).cast::<u8>(), 4),
         };
         let k = k.wrapping_add(h * self.n_ctx * hd * el);
-        let v = v.wrapping_add(h * hd * vs * el);
-        let row_read = (pos0 * el).min(KV_PREFETCH / hd);
-        let row_write = ((pos0 + n).next_multiple_of(8) - pos0) * el;
+        let v = v.wrapping_add(h * self.v_head_len() * el);
+        // the first block's runs, as far as they hold keys so far
+        let run_read = (pos0.min(V_BLOCK) * el).min(KV_PREFETCH / hd);
+        let run_write = ((pos0 + n).next_multiple_of(8) - pos0) * el;
         prefetch(k, (pos0 * hd * el).min(KV_PREFETCH), false);
         prefetch(k.wrapping_add(pos0 * hd * el), n * hd * el, true);
         for d in 0..hd {
-            let row = v.wrapping_add(d * vs * el);
-            prefetch(row, row_read, false);
-            prefetch(row.wrapping_add(pos0 * el), row_write, true);
+            prefetch(v.wrapping_add(v_index(hd, d, 0) * el), run_read, false);
+            prefetch(v.wrapping_add(v_index(hd, d, pos0) * el), run_write, true);
         }
     }
 }
 
-/// Bytes of keys, and of all value rows together, that [`KvCache::prefetch_head`] asks for ahead
+/// Bytes of keys, and of all value runs together, that [`KvCache::prefetch_head`] asks for ahead
 /// (positions past it are read as they come, with the hardware prefetchers' help).
 const KV_PREFETCH: usize = 16 << 10;
 
@@ -470,7 +489,6 @@ fn attend(
     let q_row = |r: usize| &q[(r / group) * q_stride + (r % group) * hd..][..hd];
     let stride = a.keys(rows - 1).next_multiple_of(8);
     let scores = &mut scores[..rows * stride];
-    let vs = a.kv.v_stride;
     // Scores.
     match a.kv.k {
         KvSlice::F16(kb) if hd.is_multiple_of(8) => {
@@ -520,7 +538,7 @@ fn attend(
         ops::softmax(row);
         masked.fill(0.0);
     }
-    // Weighted sum of values: out[r][d] = Σ_j p[r][j] · V[d][j].
+    // Weighted sum of values: out[r][d] = Σ_j p[r][j] · V[d][j], block by block.
     match a.kv.v {
         KvSlice::F16(vb) => {
             let vbytes = f16_bytes(vb);
@@ -530,16 +548,26 @@ fn attend(
                 // each row's keys, and the values there are this batch's later tokens or zeros
                 // (`store_head` clears the columns up to the next multiple of 8).
                 let n8 = a.keys(r0 + nr - 1).next_multiple_of(8);
-                let ps: [&[f32]; C] =
-                    std::array::from_fn(|i| &scores[(r0 + i.min(nr - 1)) * stride..][..n8]);
                 let mut res = [[0f32; 4]; C];
-                for d0 in (0..hd).step_by(4) {
-                    let nd = 4.min(hd - d0);
-                    let vr: [&[u8]; 4] =
-                        std::array::from_fn(|i| &vbytes[(d0 + i.min(nd - 1)) * vs * 2..][..n8 * 2]);
-                    (a.f16_rows)(&vr[..nd], &ps[..nr], n8, &mut res);
-                    for (i, rr) in res.iter().enumerate().take(nr) {
-                        out[(r0 + i) * hd + d0..][..nd].copy_from_slice(&rr[..nd]);
+                for j0 in (0..n8).step_by(V_BLOCK) {
+                    let nj = V_BLOCK.min(n8 - j0);
+                    let ps: [&[f32]; C] = std::array::from_fn(|i| {
+                        &scores[(r0 + i.min(nr - 1)) * stride + j0..][..nj]
+                    });
+                    for d0 in (0..hd).step_by(4) {
+                        let nd = 4.min(hd - d0);
+                        let vr: [&[u8]; 4] = std::array::from_fn(|i| {
+                            &vbytes[v_index(hd, d0 + i.min(nd - 1), j0) * 2..][..nj * 2]
+                        });
+                        (a.f16_rows)(&vr[..nd], &ps[..nr], nj, &mut res);
+                        for (i, rr) in res.iter().enumerate().take(nr) {
+                            let o = &mut out[(r0 + i) * hd + d0..][..nd];
+                            if j0 == 0 {
+                                o.copy_from_slice(&rr[..nd]);
+                            } else {
+                                o.iter_mut().zip(rr).for_each(|(o, r)| *o += r);
+                            }
+                        }
                     }
                 }
             }
@@ -549,8 +577,11 @@ fn attend(
                 let n = a.keys(r);
                 let p = &scores[r * stride..r * stride + n];
                 for d in 0..hd {
-                    let vrow = &vb[d * vs..d * vs + n];
-                    out[r * hd + d] = p.iter().zip(vrow).map(|(p, v)| p * v).sum();
+                    out[r * hd + d] = p
+                        .iter()
+                        .enumerate()
+                        .map(|(j, p)| p * vb[v_index(hd, d, j)])
+                        .sum();
                 }
             }
         }
@@ -886,13 +917,13 @@ mod tests {
 
     /// A cache of one layer with random keys and values at every position.
     fn random_cache(ty: KvType, n_ctx: usize, hd: usize, nkv: usize, seed: &mut u64) -> KvCache {
-        let v_stride = v_stride(n_ctx);
+        let v_blocks = n_ctx.div_ceil(V_BLOCK);
         let mut kv = KvCache {
             n_ctx,
-            v_stride,
+            v_blocks,
             head_dim: hd,
             k: vec![KvBuf::new(ty, n_ctx * nkv * hd)],
-            v: vec![KvBuf::new(ty, v_stride * nkv * hd)],
+            v: vec![KvBuf::new(ty, v_blocks * V_BLOCK * nkv * hd)],
         };
         // Stale non-finite values everywhere first: attention must never weigh them, not even
         // with weight zero (the padding past the last key up to a multiple of 8).
@@ -937,7 +968,8 @@ mod tests {
                 for d in 0..hd {
                     let src = pos * nkv * hd + h * hd + d;
                     assert_eq!(kc[(h * n_ctx + pos) * hd + d], round(k[src]));
-                    assert_eq!(vc[(h * hd + d) * v_stride + pos], round(v[src]));
+                    let at = h * kv.v_head_len() + v_index(hd, d, pos);
+                    assert_eq!(vc[at], round(v[src]));
                 }
             }
         }
@@ -959,8 +991,8 @@ mod tests {
             KvBuf::F32(b) => b[(kvh * kv.n_ctx + j) * hd + d] as f64,
         };
         let val = |j: usize, d: usize| match &kv.v[0] {
-            KvBuf::F16(b) => b[(kvh * hd + d) * kv.v_stride + j].to_f64(),
-            KvBuf::F32(b) => b[(kvh * hd + d) * kv.v_stride + j] as f64,
+            KvBuf::F16(b) => b[kvh * kv.v_head_len() + v_index(hd, d, j)].to_f64(),
+            KvBuf::F32(b) => b[kvh * kv.v_head_len() + v_index(hd, d, j)] as f64,
         };
         let s: Vec<f64> = (0..n)
             .map(|j| {
@@ -991,6 +1023,12 @@ mod tests {
             (KvType::F16, 24, 3, 2, false, 17, 3),
             (KvType::F16, 12, 2, 2, true, 4, 5),
             (KvType::F32, 16, 2, 4, true, 6, 7),
+            // across blocks of values: a batch over a block's end, a token at a block's start,
+            // keys of three blocks
+            (KvType::F16, 64, 2, 1, false, V_BLOCK - 8, 20),
+            (KvType::F16, 16, 1, 2, false, 2 * V_BLOCK, 1),
+            (KvType::F16, 16, 2, 3, true, 2 * V_BLOCK + 5, 9),
+            (KvType::F32, 16, 2, 4, true, V_BLOCK - 2, 7),
         ];
         let f16_rows = il::f16_rows_kernel();
         for &(ty, hd, nkv, group, alibi, pos0, nt) in &cases {
