@@ -193,20 +193,74 @@ impl Sampler {
     }
 }
 
-/// Index of the largest value (the first one on ties).
+/// Index of the largest value: the first one on ties; NaNs are passed over, and without any
+/// number the result is 0.
+///
+/// Two passes the compiler vectorises: the largest value, over 16 independent lanes, then the
+/// first index holding it. One pass carrying the index compared every value with the best so far
+/// through a dependent load, about 27 µs for 32000 logits (1 % of a 160M token).
 pub fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
+    const L: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            if v > *m {
+                *m = v;
+            }
         }
     }
-    best as u32
+    let mut best = f32::NEG_INFINITY;
+    for &v in lanes.iter().chain(rest) {
+        if v > best {
+            best = v;
+        }
+    }
+    x.iter().position(|&v| v == best).unwrap_or(0) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_matches_a_plain_scan() {
+        // The plain definition: the first index whose value no other number exceeds.
+        fn reference(x: &[f32]) -> u32 {
+            let mut best: Option<usize> = None;
+            for (i, &v) in x.iter().enumerate() {
+                if !v.is_nan() && best.is_none_or(|b| v > x[b]) {
+                    best = Some(i);
+                }
+            }
+            best.unwrap_or(0) as u32
+        }
+        let mut rng = Rng::new(3);
+        for len in [1, 2, 15, 16, 17, 31, 33, 100, 32000] {
+            for case in 0..6 {
+                // few distinct values (ties), NaNs and infinities sprinkled in, all NaN, and a
+                // maximum in the tail after the last whole lane chunk
+                let x: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let r = rng.next_u64();
+                        match (case, r % 10) {
+                            (4, _) => f32::NAN,
+                            (1, 0) => f32::NAN,
+                            (2, 0) => f32::NEG_INFINITY,
+                            (3, 0) => f32::INFINITY,
+                            (5, _) if i == len - 1 => 1e9,
+                            _ => (r % 7) as f32 - 3.0,
+                        }
+                    })
+                    .collect();
+                assert_eq!(argmax(&x), reference(&x), "length {len}, case {case}");
+            }
+        }
+        assert_eq!(argmax(&[f32::NAN, -1.0, 2.0, 2.0]), 2);
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
 
     #[test]
     fn greedy_and_penalty() {
