@@ -6,8 +6,8 @@
 /// correction (torch.nn.LayerNorm). Accumulates in f64 so long rows keep their precision.
 pub fn layer_norm(x: &mut [f32], weight: &[f32], bias: Option<&[f32]>, eps: f32) {
     let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let mean = sum_f64(x, |v| v) / n;
+    let var = sum_f64(x, |v| (v - mean) * (v - mean)) / n;
     let inv = 1.0 / (var + eps as f64).sqrt();
     for (i, v) in x.iter_mut().enumerate() {
         let normed = ((*v as f64 - mean) * inv) as f32;
@@ -18,11 +18,27 @@ pub fn layer_norm(x: &mut [f32], weight: &[f32], bias: Option<&[f32]>, eps: f32)
 /// RMSNorm over one row: `x / sqrt(mean(x²) + eps) * w` (LlamaRMSNorm).
 pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     let n = x.len() as f64;
-    let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n;
+    let ms = sum_f64(x, |v| v * v) / n;
     let inv = (1.0 / (ms + eps as f64).sqrt()) as f32;
     for (v, w) in x.iter_mut().zip(weight) {
         *v = *v * inv * w;
     }
+}
+
+/// `Σ f(x_i)` in f64, over 8 independent partial sums: the compiler can vectorise it, where one
+/// running sum waited for every addition (four cycles each: about 3 µs for a row of 2048, a norm
+/// of 1.1B generation, of which a token has 45).
+fn sum_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0f64; L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v as f64);
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|&v| f(v as f64)).sum::<f64>()
 }
 
 /// The activation function of the feed-forward block.
@@ -229,6 +245,45 @@ mod tests {
         rms_norm(&mut y, &[2.0, 1.0], 0.0);
         let rms = 12.5f32.sqrt();
         assert!((y[0] - 6.0 / rms).abs() < 1e-6 && (y[1] - 4.0 / rms).abs() < 1e-6);
+    }
+
+    #[test]
+    fn norms_match_a_plain_f64_reference() {
+        let mut seed = 5u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32 * 4.0 - 1.0
+        };
+        for len in [1, 7, 8, 9, 768, 2049] {
+            // an offset mean, as hidden states have, to exercise the variance's cancellation
+            let x: Vec<f32> = (0..len).map(|_| rnd() + 3.0).collect();
+            let w: Vec<f32> = (0..len).map(|_| rnd()).collect();
+            let b: Vec<f32> = (0..len).map(|_| rnd()).collect();
+            let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let n = len as f64;
+            let mean = xs.iter().sum::<f64>() / n;
+            let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let ms = xs.iter().map(|v| v * v).sum::<f64>() / n;
+            let eps = 1e-5;
+            let mut ln = x.clone();
+            layer_norm(&mut ln, &w, Some(&b), eps as f32);
+            let mut rms = x.clone();
+            rms_norm(&mut rms, &w, eps as f32);
+            for i in 0..len {
+                let want_ln = (xs[i] - mean) / (var + eps).sqrt() * w[i] as f64 + b[i] as f64;
+                let want_rms = xs[i] / (ms + eps).sqrt() * w[i] as f64;
+                assert!(
+                    (ln[i] as f64 - want_ln).abs() < 1e-5,
+                    "layer norm, {len} values"
+                );
+                assert!(
+                    (rms[i] as f64 - want_rms).abs() < 1e-5,
+                    "RMS norm, {len} values"
+                );
+            }
+        }
     }
 
     #[test]
