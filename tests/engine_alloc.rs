@@ -6,7 +6,6 @@
 
 mod common;
 
-use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{LoadParams, Model};
 use ferrollm::quantizer::quantize;
@@ -60,25 +59,10 @@ fn allocations_in(f: impl FnOnce()) -> usize {
 #[test]
 fn generating_a_token_allocates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut dirs: Vec<_> = std::fs::read_dir(common::fixture("hf"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    dirs.sort();
     let mut failures = Vec::new();
-    for dir in dirs {
+    for dir in common::hf_fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let f16 = Converter::open(&dir)
-            .unwrap()
-            .convert(
-                &tmp.path().join(format!("{name}-f16.gguf")),
-                &ConvertParams {
-                    container: Container::Gguf,
-                    dtype: GgmlType::F16,
-                },
-                &mut |_| true,
-            )
-            .unwrap();
+        let f16 = common::convert_f16(&dir, tmp.path());
         let q4_0 = quantize(&f16, None, GgmlType::Q4_0, Container::Gguf, &mut |_| true)
             .unwrap()
             .path;

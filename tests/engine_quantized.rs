@@ -10,7 +10,6 @@ mod common;
 
 use common::{ids, logits_in_pieces, logits_of, relative_error, session};
 
-use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{LoadParams, Model};
 use ferrollm::quantizer::quantize;
@@ -22,32 +21,17 @@ use std::sync::Arc;
 #[test]
 fn quantized_models_stay_close_to_transformers() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut dirs: Vec<_> = std::fs::read_dir(common::fixture("hf"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    dirs.sort();
     let mut agree = std::collections::HashMap::new();
     let mut table = vec![
         "| fixture | type | max logit error (rel.) | greedy tokens equal |".to_string(),
         "|---|---|---|---|".to_string(),
     ];
-    for dir in dirs {
+    for dir in common::hf_fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let r: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
                 .unwrap();
-        let f16 = Converter::open(&dir)
-            .unwrap()
-            .convert(
-                &tmp.path().join(format!("{name}-f16.gguf")),
-                &ConvertParams {
-                    container: Container::Gguf,
-                    dtype: GgmlType::F16,
-                },
-                &mut |_| true,
-            )
-            .unwrap();
+        let f16 = common::convert_f16(&dir, tmp.path());
         for (ty, max_err) in [(GgmlType::Q8_0, 0.15), (GgmlType::Q4_0, 1.0)] {
             let q = quantize(&f16, None, ty, Container::Gguf, &mut |_| true).unwrap();
             // The target name drops every "-f16" of the source's stem (as llm-rs names it) and an
@@ -156,17 +140,7 @@ fn prompt_in_one_batch_matches_transformers_and_small_batches() {
         "the prompt is too short for the prompt GEMMs"
     );
     let want = logits_of(&r);
-    let f16 = Converter::open(&dir)
-        .unwrap()
-        .convert(
-            &tmp.path().join("llama-h256-f16.gguf"),
-            &ConvertParams {
-                container: Container::Gguf,
-                dtype: GgmlType::F16,
-            },
-            &mut |_| true,
-        )
-        .unwrap();
+    let f16 = common::convert_f16(&dir, tmp.path());
     for (ty, bound, measured) in [
         (GgmlType::Q4_K, 0.75, "0.600"),
         (GgmlType::Q4_0, 0.65, "0.514"),

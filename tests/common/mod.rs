@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use ferrollm::convert::{ConvertParams, Converter};
+use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{KvType, Model};
 use ferrollm::session::{Logits, Session, SessionParams};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -68,6 +70,32 @@ pub fn repo_root() -> PathBuf {
 /// A fixture file under `tests/fixtures`.
 pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
+}
+
+/// The tiny checkpoints under `tests/fixtures/hf`, sorted by name.
+pub fn hf_fixtures() -> Vec<PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(fixture("hf"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The checkpoint in `dir` converted to F16 GGUF, as `<its name>-f16.gguf` in `out`.
+pub fn convert_f16(dir: &Path, out: &Path) -> PathBuf {
+    let name = dir.file_name().unwrap().to_string_lossy();
+    Converter::open(dir)
+        .unwrap()
+        .convert(
+            &out.join(format!("{name}-f16.gguf")),
+            &ConvertParams {
+                container: Container::Gguf,
+                dtype: GgmlType::F16,
+            },
+            &mut |_| true,
+        )
+        .unwrap()
 }
 
 /// Runs `script` (`python -c`) with the interpreter `python`, arguments `args` and
