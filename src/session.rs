@@ -246,9 +246,13 @@ impl Session {
         if tokens.is_empty() {
             return Err(Error::invalid_argument("no tokens to evaluate"));
         }
-        self.logits.clear();
+        // A refused or failed evaluation returns no logits and leaves the last ones readable.
         self.feed(tokens, mode == Logits::All)?;
-        if mode != Logits::None {
+        if mode == Logits::None {
+            self.logits.clear();
+        } else {
+            // (`logits` resizes the buffer, which keeps its length from token to token: no
+            // zero-filling of 128 KB per token either.)
             let model = self.model.clone();
             forward::logits(
                 &self.pool,

@@ -37,11 +37,16 @@ fn context_overflow_and_bad_token_ids() {
         },
     )
     .unwrap();
-    s.eval(&[1, 2, 3, 4, 5], Logits::Last).unwrap();
+    let last = s.eval(&[1, 2, 3, 4, 5], Logits::Last).unwrap().to_vec();
     let err = s.eval(&[1, 2, 3, 4], Logits::Last).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ContextFull);
     assert!(err.message().contains("8 tokens"), "{err}");
     assert_eq!(s.tokens().len(), 5, "a refused batch feeds nothing");
+    assert_eq!(
+        s.logits(),
+        &last[..],
+        "a refused batch leaves the last logits"
+    );
     let err = s.eval(&[1, n_vocab], Logits::Last).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message().contains(&n_vocab.to_string()), "{err}");
