@@ -72,3 +72,36 @@ fn batches_and_pieces_agree_across_value_blocks() {
         }
     }
 }
+
+/// A context of whole blocks (256) filled to its last position, one token at a time, in pieces
+/// of 9 and in one batch: the last store ends the cache's last block exactly. (A first version of
+/// the blocks indexed past the cache there and panicked.)
+#[test]
+fn a_context_of_whole_blocks_fills_to_its_last_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = common::convert_f16(&common::fixture("hf/llama-gqa"), tmp.path());
+    let model = Arc::new(Model::load(&f16, &LoadParams::default()).unwrap());
+    for kv_type in [KvType::F16, KvType::F32] {
+        for k in [1, 9, 256] {
+            let mut s = Session::new(
+                model.clone(),
+                SessionParams {
+                    kv_type,
+                    threads: 2,
+                    context_length: 256,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let input: Vec<u32> = (0..256u32).map(|i| (i * 31 + 5) % 100).collect();
+            for piece in input.chunks(k) {
+                let logits = s.eval(piece, Logits::Last).unwrap();
+                assert!(
+                    logits.iter().all(|x| x.is_finite()),
+                    "{kv_type:?}, pieces of {k}"
+                );
+            }
+            assert_eq!(s.tokens().len(), 256);
+        }
+    }
+}

@@ -137,14 +137,17 @@ impl KvCache {
                     kd[t * hd..(t + 1) * hd].convert_from_f32_slice(k.get(t, h));
                 }
                 let vd = vb.range(vat, vn);
-                // Zero the value columns from the batch's end to the next multiple of 8 (in the
-                // same block, as blocks are multiples of 8 long): the weighted sums read whole
-                // runs of 8 (with zero weights past the keys), and a stale non-finite value from
-                // an earlier sequence would turn 0 · x into NaN.
+                // Zero the value columns from the batch's end to the next multiple of 8: the
+                // weighted sums read whole runs of 8 (with zero weights past the keys), and a
+                // stale non-finite value from an earlier sequence would turn 0 · x into NaN.
+                // They lie in the batch's last block, as blocks are multiples of 8 long; a batch
+                // ending on a multiple of 8 has none (and may end the cache's last block).
                 let end = pos0 + n;
                 let pad = end.next_multiple_of(8) - end;
-                for dd in 0..hd {
-                    vd[vi(dd, end)..][..pad].fill(f16::ZERO);
+                if pad > 0 {
+                    for dd in 0..hd {
+                        vd[vi(dd, end)..][..pad].fill(f16::ZERO);
+                    }
                 }
                 if n >= 8 {
                     // A batch: gather each value dimension over up to 64 tokens (within one
