@@ -124,8 +124,8 @@ impl KvCache {
         const CHUNK: usize = 64;
         let hd = self.head_dim;
         let kat = (h * self.n_ctx + pos0) * hd;
-        let vat = h * self.v_head_len();
         let vn = self.v_head_len();
+        let vat = h * vn;
         // The index of dimension `d`'s value at position `p` in the head's values.
         let vi = |d: usize, p: usize| v_index(hd, d, p);
         match dst {

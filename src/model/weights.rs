@@ -38,6 +38,12 @@ impl Matrix {
             Bytes::Owned(b) => b,
         }
     }
+    /// Maps the pages of a matrix read from the file now (see [`ModelFile::prefault`]).
+    fn prefault(&self) {
+        if let Bytes::File { file, offset, len } = &self.bytes {
+            file.prefault(*offset, *len);
+        }
+    }
     /// The bytes of row `r`.
     pub fn row(&self, r: usize) -> &[u8] {
         &self.bytes()[r * self.row_size..(r + 1) * self.row_size]
@@ -313,15 +319,11 @@ impl Weights {
         // generation (1.1B Q4_0 tg64 with the file evicted before loading: 0.9 % of the time in
         // the embedding step, against 0.02 % with this).
         for m in std::iter::once(&self.token_embd).chain(&self.position_embd) {
-            if let Bytes::File { file, offset, len } = &m.bytes {
-                file.prefault(*offset, *len);
-            }
+            m.prefault();
         }
         let matrices = self.product_matrices();
         matrices.par_iter().for_each(|m| {
-            if let Bytes::File { file, offset, len } = &m.bytes {
-                file.prefault(*offset, *len);
-            }
+            m.prefault();
             m.plan();
         });
         let lazy: Vec<&&Matrix> = matrices
