@@ -392,13 +392,8 @@ mod tests {
     fn draws_match_the_full_sort_reference() {
         // Logits with many ties (values on a coarse grid), a history with repeats, and settings
         // around the top-k and top-p edges; every draw of 200 per setting must agree.
-        let mut x = 12345u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = Rng::new(12345);
+        let mut next = || rng.next_u64();
         let logits: Vec<f32> = (0..3000)
             .map(|_| (next() % 200) as f32 / 16.0 - 6.0)
             .collect();

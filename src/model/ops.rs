@@ -249,13 +249,8 @@ mod tests {
 
     #[test]
     fn norms_match_a_plain_f64_reference() {
-        let mut seed = 5u32;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as f32 / u32::MAX as f32 * 4.0 - 1.0
-        };
+        let mut rng = crate::sampling::Rng::new(5);
+        let mut rnd = || rng.next_f64() as f32 * 4.0 - 1.0;
         for len in [1, 7, 8, 9, 768, 2049] {
             // an offset mean, as hidden states have, to exercise the variance's cancellation
             let x: Vec<f32> = (0..len).map(|_| rnd() + 3.0).collect();
