@@ -9,6 +9,7 @@
 mod common;
 
 use common::relative_error;
+use ferrollm::format::GgmlType;
 use ferrollm::model::{KvType, LoadParams, Model};
 use ferrollm::session::{Logits, Session, SessionParams};
 use std::sync::Arc;
@@ -18,7 +19,11 @@ fn batches_and_pieces_agree_across_value_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let n = 530;
     for name in ["llama", "llama-gqa"] {
-        let f16 = common::convert_f16(&common::fixture(&format!("hf/{name}")), tmp.path());
+        let f16 = common::convert_to(
+            &common::fixture(&format!("hf/{name}")),
+            tmp.path(),
+            GgmlType::F16,
+        );
         let model = Arc::new(Model::load(&f16, &LoadParams::default()).unwrap());
         let n_vocab = model.spec().n_vocab as u32;
         let input: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
@@ -79,7 +84,7 @@ fn batches_and_pieces_agree_across_value_blocks() {
 #[test]
 fn a_context_of_whole_blocks_fills_to_its_last_position() {
     let tmp = tempfile::tempdir().unwrap();
-    let f16 = common::convert_f16(&common::fixture("hf/llama-gqa"), tmp.path());
+    let f16 = common::convert_to(&common::fixture("hf/llama-gqa"), tmp.path(), GgmlType::F16);
     let model = Arc::new(Model::load(&f16, &LoadParams::default()).unwrap());
     for kv_type in [KvType::F16, KvType::F32] {
         for k in [1, 9, 256] {

@@ -31,7 +31,7 @@ fn quantized_models_stay_close_to_transformers() {
         let r: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
                 .unwrap();
-        let f16 = common::convert_f16(&dir, tmp.path());
+        let f16 = common::convert_to(&dir, tmp.path(), GgmlType::F16);
         for (ty, max_err) in [(GgmlType::Q8_0, 0.15), (GgmlType::Q4_0, 1.0)] {
             let q = quantize(&f16, None, ty, Container::Gguf, &mut |_| true).unwrap();
             // The target name drops every "-f16" of the source's stem (as llm-rs names it) and an
@@ -140,7 +140,7 @@ fn prompt_in_one_batch_matches_transformers_and_small_batches() {
         "the prompt is too short for the prompt GEMMs"
     );
     let want = logits_of(&r);
-    let f16 = common::convert_f16(&dir, tmp.path());
+    let f16 = common::convert_to(&dir, tmp.path(), GgmlType::F16);
     for (ty, bound, measured) in [
         (GgmlType::Q4_K, 0.75, "0.600"),
         (GgmlType::Q4_0, 0.65, "0.514"),

@@ -11,7 +11,6 @@ mod common;
 
 use common::{floats, ids, logits_in_pieces, logits_of, relative_error, session};
 
-use ferrollm::convert::{ConvertParams, Converter};
 use ferrollm::format::{Container, GgmlType};
 use ferrollm::model::{KvType, LoadParams, Model};
 use ferrollm::sampling::argmax;
@@ -21,12 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn fixtures() -> Vec<PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(common::fixture("hf"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let dirs: Vec<_> = common::hf_fixtures()
+        .into_iter()
         .filter(|p| p.join("reference.json").exists())
         .collect();
-    dirs.sort();
     assert!(dirs.len() >= 12, "fixture checkpoints are missing");
     dirs
 }
@@ -35,20 +32,14 @@ fn reference(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap()
 }
 
-fn convert(dir: &Path, out: &Path, dtype: GgmlType) -> Arc<Model> {
-    let conv = Converter::open(dir).unwrap();
-    let params = ConvertParams {
-        container: Container::Gguf,
-        dtype,
-    };
-    let path = conv.convert(out, &params, &mut |_| true).unwrap();
-    Arc::new(Model::load(&path, &LoadParams::default()).unwrap())
+fn load(path: &Path) -> Arc<Model> {
+    Arc::new(Model::load(path, &LoadParams::default()).unwrap())
 }
 
 /// A fixture's name, its transformers reference, and the model converted to `dtype` under `tmp`.
 fn fixture_model(dir: &Path, tmp: &Path, dtype: GgmlType) -> (String, Value, Arc<Model>) {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let model = convert(dir, &tmp.join(format!("{name}-{dtype}.gguf")), dtype);
+    let model = load(&common::convert_to(dir, tmp, dtype));
     (name, reference(dir), model)
 }
 
@@ -124,8 +115,8 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
         let r = reference(&dir);
         let input = ids(&r["input_ids"]);
         let want = logits_of(&r);
-        let f32_path = tmp.path().join(format!("{name}.gguf"));
-        let model = convert(&dir, &f32_path, GgmlType::F32);
+        let f32_path = common::convert_to(&dir, tmp.path(), GgmlType::F32);
+        let model = load(&f32_path);
         let params = SessionParams {
             kv_type: KvType::F16,
             threads: 3,
@@ -149,7 +140,7 @@ fn f16_cache_batches_threads_and_q8_0_weights_match_transformers() {
             &mut |_| true,
         )
         .unwrap();
-        let model = Arc::new(Model::load(&q8, &LoadParams::default()).unwrap());
+        let model = load(&q8);
         let got = Session::new(model, params)
             .unwrap()
             .eval(&input, Logits::All)

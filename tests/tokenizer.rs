@@ -9,12 +9,10 @@ use ferrollm::tokenizer::{StreamDecoder, Tokenizer};
 use serde_json::Value;
 
 fn fixtures() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(common::fixture("hf"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let dirs: Vec<_> = common::hf_fixtures()
+        .into_iter()
         .filter(|p| p.join("tokenizer.json").exists())
         .collect();
-    dirs.sort();
     assert!(dirs.len() >= 6, "fixture checkpoints are missing");
     dirs
 }

@@ -82,16 +82,17 @@ pub fn hf_fixtures() -> Vec<PathBuf> {
     dirs
 }
 
-/// The checkpoint in `dir` converted to F16 GGUF, as `<its name>-f16.gguf` in `out`.
-pub fn convert_f16(dir: &Path, out: &Path) -> PathBuf {
+/// The checkpoint in `dir` converted to a GGUF file of `dtype`, `<its name>-<dtype>.gguf` in
+/// `out`.
+pub fn convert_to(dir: &Path, out: &Path, dtype: GgmlType) -> PathBuf {
     let name = dir.file_name().unwrap().to_string_lossy();
     Converter::open(dir)
         .unwrap()
         .convert(
-            &out.join(format!("{name}-f16.gguf")),
+            &out.join(format!("{name}-{dtype}.gguf")),
             &ConvertParams {
                 container: Container::Gguf,
-                dtype: GgmlType::F16,
+                dtype,
             },
             &mut |_| true,
         )
