@@ -7,8 +7,11 @@
 //! interleaved layout (larger than the last-level cache, so every pass reads memory), and
 //! alternates, on the same pool of threads and the same bytes, a plain read of the packed matrix
 //! (the ceiling: nothing but loads) with the one-token product, split into tasks as
-//! `model::matmul` splits it. It prints the median GB/s of each and their ratio: the kernel's
-//! efficiency, free of the machine's drift because both are measured in the same seconds.
+//! `model::matmul` splits it: through the group kernel one group at a time ("groups"), and
+//! through the one-token kernel that walks two groups side by side ("token", what generation
+//! uses, where the build has one). It prints the median GB/s of each and their ratio to the read:
+//! the kernels' efficiency, free of the machine's drift because all are measured in the same
+//! seconds.
 //!
 //! Two shapes: one matrix of 2048 columns, and the 1.1B bench model's layers (Q, K, V in one
 //! step; output; gate and up in one step; down), as many as fill the size, each step one
@@ -104,10 +107,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Q, K and V, or gate and up, together).
 type Step<'a> = Vec<&'a Interleaved>;
 
-/// Reads (`product` false) or multiplies with one activation row (`product` true) every matrix
-/// of `steps`, one `pool.run` per step, each matrix split into `threads × TASKS_PER_THREAD`
-/// ranges of groups; returns GB/s of matrix bytes.
-fn pass(pool: &Pool, steps: &[Step<'_>], acts: &[Acts], out: &mut [f32], product: bool) -> f64 {
+/// What a pass does with every matrix.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// Reads its bytes.
+    Read,
+    /// Multiplies it with one activation row, one group at a time (the group kernel).
+    Groups,
+    /// The same through the one-token kernel (two groups side by side), as generation does.
+    Token,
+}
+
+/// Runs `how` over every matrix of `steps`, one `pool.run` per step, each matrix split into
+/// `threads × TASKS_PER_THREAD` ranges of groups; returns GB/s of matrix bytes.
+fn pass(pool: &Pool, steps: &[Step<'_>], acts: &[Acts], out: &mut [f32], how: Pass) -> f64 {
     let pf: usize = std::env::var("STREAM_READ_PREFETCH")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -131,7 +144,7 @@ fn pass(pool: &Pool, steps: &[Step<'_>], acts: &[Acts], out: &mut [f32], product
         pool.run(tasks.len(), |task, _| {
             let (m, g0, g1) = tasks[task];
             let p = step[m];
-            if !product {
+            if how == Pass::Read {
                 let s = (g0..g1).fold(0u64, |a, g| a.wrapping_add(read_sum(p.group(g), pf)));
                 total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
                 return;
@@ -142,6 +155,20 @@ fn pass(pool: &Pool, steps: &[Step<'_>], acts: &[Acts], out: &mut [f32], product
                 .expect("activations of this width");
             let a = [a.row(0)];
             let (kernel, width) = il::kernel(p.layout);
+            if let Some((one, _)) = il::token_kernel(p.layout).filter(|_| how == Pass::Token) {
+                let (n, at) = ((g1 - g0) * width, m * 32768 + g0 * width);
+                let at = at % (out.len() - n);
+                // SAFETY: as below, these groups' outputs belong to this task alone.
+                let o = unsafe { std::slice::from_raw_parts_mut(dst.at(at), n) };
+                one(
+                    p.groups_bytes(g0, g1),
+                    p.group_bytes(),
+                    p.blocks(),
+                    &a[0],
+                    o,
+                );
+                return;
+            }
             let mut tile: Tile = [[0.0; il::MAX_ROWS]; il::MAX_TOKENS];
             for g in g0..g1 {
                 kernel(p.group(g), p.blocks(), &a, &mut tile);
@@ -167,8 +194,10 @@ fn main() {
         "kernels: {}, {threads} threads, {mib} MiB per case",
         il::kernel_name()
     );
-    println!("| layout | shape | read GB/s | product GB/s | product ÷ read |");
-    println!("|---|---|---:|---:|---:|");
+    println!(
+        "| layout | shape | read GB/s | groups GB/s | groups ÷ read | token GB/s | token ÷ read |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let mut out = vec![0f32; 1 << 20];
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K] {
         if only
@@ -225,16 +254,29 @@ fn main() {
             ("one matrix".to_string(), vec![vec![&big]]),
             (format!("{} layers, 4 steps each", layers.len()), steps),
         ] {
-            let (mut read, mut prod) = (Vec::new(), Vec::new());
+            // the group kernel alone, and the one-token kernel where this build has one
+            let hows: &[Pass] = match il::token_kernel(layout) {
+                Some(_) => &[Pass::Read, Pass::Groups, Pass::Token],
+                None => &[Pass::Read, Pass::Groups],
+            };
+            let mut rates = vec![Vec::new(); hows.len()];
             for _ in 0..9 {
-                read.push(pass(&pool, &steps, &acts, &mut out, false));
-                prod.push(pass(&pool, &steps, &acts, &mut out, true));
+                for (&how, rates) in hows.iter().zip(&mut rates) {
+                    rates.push(pass(&pool, &steps, &acts, &mut out, how));
+                }
             }
-            let (r, q) = (median(read), median(prod));
+            let rates: Vec<f64> = rates.into_iter().map(median).collect();
+            let r = rates[0];
+            let cell = |i: usize| {
+                rates.get(i).map_or("– | –".to_string(), |q| {
+                    format!("{q:.1} | {:.2}", q / r)
+                })
+            };
             println!(
-                "| {} x{width} | {shape} | {r:.1} | {q:.1} | {:.2} |",
+                "| {} x{width} | {shape} | {r:.1} | {} | {} |",
                 ty.name().to_uppercase(),
-                q / r
+                cell(1),
+                cell(2)
             );
         }
     }

@@ -4,7 +4,9 @@
 //! - Q4_0, Q8_0 and Q4_K weights are repacked into eight-row interleaved groups
 //!   ([`crate::quant::interleaved`]); activations are quantized once per product (Q8_0 or Q8_K, as
 //!   ggml does) and each kernel call dots one group with up to four activation rows, so a weight
-//!   block loaded and unpacked once serves four tokens while prompt processing.
+//!   block loaded and unpacked once serves four tokens while prompt processing. With one token
+//!   (generation), Q4_0 matrices go through a one-token kernel that walks a task's groups two at a
+//!   time, side by side (two memory streams; see `interleaved::TokenKernel`).
 //! - Q8_0 weights, on CPUs with a Q8_0 row kernel (x86-64), stay as stored for batches of fewer
 //!   than [`PACK_MIN_TOKENS`] tokens (generation: memory-bound, and the row kernel keeps up with
 //!   memory) and are repacked, by the session's threads, the first time a larger batch comes:
@@ -521,8 +523,17 @@ fn packed_chunk(
     let rows = p.rows;
     let nb = p.blocks();
     let width = p.width();
-    let mut tile = [[0f32; il::MAX_ROWS]; il::MAX_TOKENS];
     let first = act_tile(acts, n, 0);
+    if let Some((one, w)) = il::token_kernel(p.layout).filter(|_| n == 1) {
+        if w == width {
+            let r0 = g0 * width;
+            // SAFETY: rows of groups g0..g1 belong to the caller's task only.
+            let o = unsafe { dst.range(r0, (g1 * width).min(rows) - r0) };
+            one(p.groups_bytes(g0, g1), p.group_bytes(), nb, &first[0], o);
+            return;
+        }
+    }
+    let mut tile = [[0f32; il::MAX_ROWS]; il::MAX_TOKENS];
     for g in g0..g1 {
         let r0 = g * width;
         let nr = width.min(rows - r0);

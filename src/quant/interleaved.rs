@@ -287,6 +287,14 @@ impl Interleaved {
     fn bytes(&self) -> &[u8] {
         self.data.bytes()
     }
+    /// The bytes of groups `g0..g1`.
+    pub fn groups_bytes(&self, g0: usize, g1: usize) -> &[u8] {
+        &self.bytes()[g0 * self.group_bytes..g1 * self.group_bytes]
+    }
+    /// Bytes per group.
+    pub fn group_bytes(&self) -> usize {
+        self.group_bytes
+    }
     /// The bytes of group `g` (rows `width · g ..`).
     pub fn group(&self, g: usize) -> &[u8] {
         &self.bytes()[g * self.group_bytes..(g + 1) * self.group_bytes]
@@ -543,6 +551,52 @@ pub type Tile = [[f32; MAX_ROWS]; MAX_TOKENS];
 /// [`MAX_TOKENS`]) activation rows; `out[t][r]` gets row `r` · activation `t`.
 pub type GroupKernel = fn(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile);
 
+/// A one-token kernel: the consecutive groups of an interleaved matrix that start at `groups`
+/// (`stride` bytes apart, `nb` blocks or super-blocks each) against one activation row; `out[i]`
+/// gets row `i` from the first group's first row on (`out.len()` rows: the last group's rows past
+/// it, its padding, are not written).
+///
+/// Generation reads every weight once per token, so these products are bound by how fast one
+/// core streams memory. The kernels walk two groups side by side, block by block: two streams of
+/// weights in flight, each prefetched ahead, read faster than one (`benches/stream`, product ÷
+/// read, see docs/BENCHMARKS.md).
+pub type TokenKernel =
+    fn(groups: &[u8], stride: usize, nb: usize, act: &ActRow<'_>, out: &mut [f32]);
+
+/// Runs a one-token product over consecutive groups two at a time, for a [`TokenKernel`]:
+/// `f(groups, tiles)` computes `tiles[i][0][r]`, row `r` of `groups[i]` (one or two groups of
+/// `stride` bytes), and the rows are copied to `out` as [`TokenKernel`] says.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // no NEON one-token kernel yet
+pub(crate) fn in_pairs(
+    groups: &[u8],
+    stride: usize,
+    width: usize,
+    out: &mut [f32],
+    mut f: impl FnMut(&[&[u8]], &mut [Tile]),
+) {
+    let ng = out.len().div_ceil(width);
+    assert!(
+        groups.len() >= ng * stride,
+        "groups shorter than their rows"
+    );
+    let mut tiles = [[[0f32; MAX_ROWS]; MAX_TOKENS]; 2];
+    let mut g = 0;
+    while g < ng {
+        let k = (ng - g).min(2);
+        let pair: [&[u8]; 2] = std::array::from_fn(|i| {
+            let at = (g + i.min(k - 1)) * stride;
+            &groups[at..at + stride]
+        });
+        f(&pair[..k], &mut tiles);
+        let end = ((g + k) * width).min(out.len());
+        let rows = &mut out[g * width..end];
+        for (i, o) in rows.iter_mut().enumerate() {
+            *o = tiles[i / width][0][i % width];
+        }
+        g += k;
+    }
+}
+
 /// A float-row kernel: `out[t][r]` = row `w[r]` (up to four, f16 bytes) · `x[t]` (up to
 /// [`MAX_TOKENS`] f32 rows), all `n` values long (`n` a multiple of 8).
 pub type RowsKernel = fn(w: &[&[u8]], x: &[&[f32]], n: usize, out: &mut [[f32; 4]; MAX_TOKENS]);
@@ -739,6 +793,17 @@ pub fn f16_gemm_kernel() -> Option<F16Gemm> {
 /// The name of the matrix kernels' build this process uses.
 pub fn kernel_name() -> &'static str {
     crate::quant::kernels::get().matrix_name
+}
+
+/// The one-token kernel this process uses for a layout, if its build has one, and the group
+/// width it needs.
+pub fn token_kernel(layout: Layout) -> Option<(TokenKernel, usize)> {
+    let k = crate::quant::kernels::get();
+    let f = match layout {
+        Layout::Q4_0x8 => k.q4_0_token,
+        Layout::Q8_0x8 | Layout::Q4_Kx8 => None,
+    };
+    f.map(|f| (f, k.group_width))
 }
 
 /// The kernel this process uses for a layout and the group width it needs.

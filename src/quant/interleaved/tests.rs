@@ -326,3 +326,55 @@ fn carved_buffers_are_zeroed_aligned_and_disjoint() {
         );
     }
 }
+
+/// The one-token kernels (two groups side by side) give each group's rows exactly as the same
+/// build's group kernel does, for runs of one to five groups from any first group (so both a pair
+/// and a lone last group), with the matrix's last group partial; rows past `out` stay untouched.
+#[test]
+fn token_kernels_match_group_kernels() {
+    let mut rng = Rng(0x70c3_e2e2);
+    let builds = matrix_builds();
+    for (i, ty) in TYPES.into_iter().enumerate() {
+        let layout = Layout::for_type(ty).unwrap();
+        for b in builds.iter().filter(|b| b.token[i].is_some()) {
+            let one = b.token[i].unwrap();
+            let w = b.width;
+            let (rows, cols) = (5 * w - 3, 2 * layout.block_values());
+            let wts = weights(ty, rows, cols, 1.0, &mut rng);
+            let x = rng.normals(cols, 1.0);
+            let p = Interleaved::pack(ty, rows, cols, w, &wts).unwrap();
+            let acts = acts_of(layout.act_kind(), &x, cols, 1);
+            let want = run(b.group[i], &p, &acts).remove(0);
+            for g0 in 0..p.groups() {
+                for g1 in g0 + 1..=p.groups() {
+                    let n = (g1 * w).min(rows) - g0 * w;
+                    let mut out = vec![f32::NAN; n + 3];
+                    out[n..].fill(-7.0);
+                    let bytes = p.groups_bytes(g0, g1);
+                    one(
+                        bytes,
+                        p.group_bytes(),
+                        p.blocks(),
+                        &acts.row(0),
+                        &mut out[..n],
+                    );
+                    for r in 0..n {
+                        assert_eq!(
+                            out[r].to_bits(),
+                            want[g0 * w + r].to_bits(),
+                            "{} {ty} groups {g0}..{g1} row {r}: {} vs {}",
+                            b.name,
+                            out[r],
+                            want[g0 * w + r]
+                        );
+                    }
+                    assert!(
+                        out[n..].iter().all(|&v| v == -7.0),
+                        "{} wrote past its rows",
+                        b.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -19,7 +19,10 @@
 use std::arch::x86_64::*;
 
 use super::{Kernels, PF_BYTES, PF_BYTES_Q4_0};
-use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER};
+use crate::quant::interleaved::TokenKernel;
+use crate::quant::interleaved::{
+    in_pairs, ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER,
+};
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
 /// has checked AVX2, FMA and F16C): 16-row groups on 512-bit registers with AVX-512F/BW/VL
@@ -33,6 +36,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
     if avx512 && is_x86_feature_detected!("avx512vnni") {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) =
             (x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16);
+        k.q4_0_token = Some(x16::vnni::q4_0x16_token as TokenKernel);
         (k.group_width, k.matrix_name) = (16, "avx512vnni");
     } else if avx512 {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (
@@ -40,12 +44,15 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
             x16::plain::q8_0x16,
             x16::plain::q4_kx16,
         );
+        k.q4_0_token = Some(x16::plain::q4_0x16_token as TokenKernel);
         (k.group_width, k.matrix_name) = (16, "avx512bw");
     } else if is_x86_feature_detected!("avxvnni") {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8);
+        k.q4_0_token = Some(vnni::q4_0x8_token as TokenKernel);
         (k.group_width, k.matrix_name) = (8, "avxvnni");
     } else {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (plain::q4_0x8, plain::q8_0x8, plain::q4_kx8);
+        k.q4_0_token = Some(plain::q4_0x8_token as TokenKernel);
         (k.group_width, k.matrix_name) = (8, "avx2");
     }
     k.f16_rows = if avx512 { x16::f16_rows } else { f16_rows };
@@ -66,6 +73,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
         name: "avx2",
         width: 8,
         group: [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8],
+        token: [Some(plain::q4_0x8_token), None, None],
         f16_rows,
         q8_0_rows: super::q8_rows::plain::q8_0_rows,
         f16_gemm: Some(F16_GEMM),
@@ -75,6 +83,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             name: "avxvnni",
             width: 8,
             group: [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8],
+            token: [Some(vnni::q4_0x8_token), None, None],
             f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
             f16_gemm: Some(F16_GEMM),
@@ -88,6 +97,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             name: "avx512vnni",
             width: 16,
             group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
+            token: [Some(x16::vnni::q4_0x16_token), None, None],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::vnni::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),
@@ -102,6 +112,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
                 x16::plain::q8_0x16,
                 x16::plain::q4_kx16,
             ],
+            token: [Some(x16::plain::q4_0x16_token), None, None],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),
@@ -180,40 +191,47 @@ macro_rules! x8_build {
     ($feat:literal, $dp:ident) => {
         use super::*;
 
+        /// `G` groups (one, or two walked side by side: see [`TokenKernel`]) against `NT`
+        /// activation rows; `out[g][t][r]`.
         #[target_feature(enable = $feat)]
-        unsafe fn q4_0_imp<const NT: usize>(
-            group: &[u8],
+        unsafe fn q4_0_imp<const NT: usize, const G: usize>(
+            groups: [&[u8]; G],
             nb: usize,
             acts: &[ActRow<'_>],
-            out: &mut Tile,
+            out: &mut [Tile],
         ) {
-            debug_assert!(group.len() >= nb * 144 && acts.len() == NT);
-            let qs = group.as_ptr();
-            let d = qs.add(nb * 128);
+            debug_assert!(groups.iter().all(|g| g.len() >= nb * 144) && acts.len() == NT);
+            debug_assert!(out.len() >= G);
+            let qs = groups.map(|g| g.as_ptr());
+            let d = qs.map(|q| q.add(nb * 128));
             let m4 = _mm256_set1_epi8(15);
-            let mut acc = [_mm256_setzero_ps(); NT];
+            let mut acc = [[_mm256_setzero_ps(); NT]; G];
             for b in 0..nb {
-                let p = qs.add(b * 128);
-                if NT == 1 {
-                    prefetch_ahead!(p, 2, PF_BYTES_Q4_0);
-                }
-                let mut w = [_mm256_setzero_si256(); 8];
-                for j in 0..4 {
-                    let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
-                    w[j] = _mm256_and_si256(v, m4);
-                    w[j + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
-                }
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(d.add(16 * b) as *const __m128i));
-                for t in 0..NT {
-                    let a = &acts[t];
-                    let s = sum8_u4!($dp, w, a.qs.as_ptr().add(32 * b));
-                    let s = _mm256_sub_epi32(s, _mm256_set1_epi32(8 * *a.sum.get_unchecked(b)));
-                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(b)));
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+                for g in 0..G {
+                    let p = qs[g].add(b * 128);
+                    if NT == 1 {
+                        prefetch_ahead!(p, 2, PF_BYTES_Q4_0);
+                    }
+                    let mut w = [_mm256_setzero_si256(); 8];
+                    for j in 0..4 {
+                        let v = _mm256_loadu_si256(p.add(32 * j) as *const __m256i);
+                        w[j] = _mm256_and_si256(v, m4);
+                        w[j + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m4);
+                    }
+                    let dw = _mm256_cvtph_ps(_mm_loadu_si128(d[g].add(16 * b) as *const __m128i));
+                    for t in 0..NT {
+                        let a = &acts[t];
+                        let s = sum8_u4!($dp, w, a.qs.as_ptr().add(32 * b));
+                        let s = _mm256_sub_epi32(s, _mm256_set1_epi32(8 * *a.sum.get_unchecked(b)));
+                        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(b)));
+                        acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[g][t]);
+                    }
                 }
             }
-            for t in 0..NT {
-                _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            for g in 0..G {
+                for t in 0..NT {
+                    _mm256_storeu_ps(out[g][t].as_mut_ptr(), acc[g][t]);
+                }
             }
         }
 
@@ -321,27 +339,10 @@ macro_rules! x8_build {
             }
         }
 
-        macro_rules! by_tokens {
-            ($name:ident, $imp:ident) => {
-                pub(super) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-                    // SAFETY: installed only after the build's features were detected; the
-                    // group and activation lengths are checked by the caller (`debug_assert`
-                    // inside).
-                    unsafe {
-                        match acts.len() {
-                            0 => {}
-                            1 => $imp::<1>(group, nb, acts, out),
-                            2 => $imp::<2>(group, nb, acts, out),
-                            3 => $imp::<3>(group, nb, acts, out),
-                            _ => $imp::<MAX_TOKENS>(group, nb, &acts[..MAX_TOKENS], out),
-                        }
-                    }
-                }
-            };
-        }
-        by_tokens!(q4_0x8, q4_0_imp);
+        by_tokens!(q4_0x8, q4_0_imp, grouped);
         by_tokens!(q8_0x8, q8_0_imp);
         by_tokens!(q4_kx8, q4_k_imp);
+        by_pairs!(q4_0x8_token, q4_0_imp, 8, |nb| nb * 144);
     };
 }
 

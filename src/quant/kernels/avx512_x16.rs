@@ -8,7 +8,9 @@
 use std::arch::x86_64::*;
 
 use super::{PF_BYTES, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0};
-use crate::quant::interleaved::{ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER};
+use crate::quant::interleaved::{
+    in_pairs, ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER,
+};
 
 /// Broadcast of the four activation bytes at `p` to every lane.
 macro_rules! bcast4 {
@@ -69,41 +71,52 @@ macro_rules! x16_build {
 
         const VNNI: bool = matches!(stringify!($mode).as_bytes(), b"vnni");
 
+        /// `G` groups (one, or two walked side by side: see [`TokenKernel`]) against `NT`
+        /// activation rows; `out[g][t][r]`.
+        ///
+        /// [`TokenKernel`]: crate::quant::interleaved::TokenKernel
         #[target_feature(enable = $feat)]
-        unsafe fn q4_0_imp<const NT: usize>(
-            group: &[u8],
+        unsafe fn q4_0_imp<const NT: usize, const G: usize>(
+            groups: [&[u8]; G],
             nb: usize,
             acts: &[ActRow<'_>],
-            out: &mut Tile,
+            out: &mut [Tile],
         ) {
-            debug_assert!(group.len() >= nb * 288 && acts.len() == NT);
-            let qs = group.as_ptr();
-            let d = qs.add(nb * 256);
+            debug_assert!(groups.iter().all(|g| g.len() >= nb * 288) && acts.len() == NT);
+            debug_assert!(out.len() >= G);
+            let qs = groups.map(|g| g.as_ptr());
+            let d = qs.map(|q| q.add(nb * 256));
             let m4 = _mm512_set1_epi8(15);
-            let mut acc = [_mm512_setzero_ps(); NT];
+            let mut acc = [[_mm512_setzero_ps(); NT]; G];
             for b in 0..nb {
-                let p = qs.add(b * 256);
-                if NT == 1 {
-                    prefetch_ahead!(p, 4, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0);
-                }
-                let mut w = [_mm512_setzero_si512(); 8];
-                for j in 0..4 {
-                    let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
-                    w[j] = _mm512_and_si512(v, m4);
-                    w[j + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4);
-                }
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b) as *const __m256i));
-                for t in 0..NT {
-                    let a = &acts[t];
-                    let s = sum8_u!($mode, w, a.qs.as_ptr().add(32 * b));
-                    let corr = _mm512_slli_epi32::<3>(_mm512_set1_epi32(*a.sum.get_unchecked(b)));
-                    let s = _mm512_sub_epi32(s, corr);
-                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(b)));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+                for g in 0..G {
+                    let p = qs[g].add(b * 256);
+                    if NT == 1 {
+                        prefetch_ahead!(p, 4, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0);
+                    }
+                    let mut w = [_mm512_setzero_si512(); 8];
+                    for j in 0..4 {
+                        let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
+                        w[j] = _mm512_and_si512(v, m4);
+                        w[j + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4);
+                    }
+                    let dw =
+                        _mm512_cvtph_ps(_mm256_loadu_si256(d[g].add(32 * b) as *const __m256i));
+                    for t in 0..NT {
+                        let a = &acts[t];
+                        let s = sum8_u!($mode, w, a.qs.as_ptr().add(32 * b));
+                        let corr =
+                            _mm512_slli_epi32::<3>(_mm512_set1_epi32(*a.sum.get_unchecked(b)));
+                        let s = _mm512_sub_epi32(s, corr);
+                        let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(b)));
+                        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[g][t]);
+                    }
                 }
             }
-            for t in 0..NT {
-                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            for g in 0..G {
+                for t in 0..NT {
+                    _mm512_storeu_ps(out[g][t].as_mut_ptr(), acc[g][t]);
+                }
             }
         }
 
@@ -233,26 +246,11 @@ macro_rules! x16_build {
             }
         }
 
-        macro_rules! by_tokens {
-            ($name:ident, $imp:ident) => {
-                pub(crate) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
-                    // SAFETY: installed only after the build's features were detected; the
-                    // group and activation lengths are the caller's (`debug_assert` inside).
-                    unsafe {
-                        match acts.len() {
-                            0 => {}
-                            1 => $imp::<1>(group, nb, acts, out),
-                            2 => $imp::<2>(group, nb, acts, out),
-                            3 => $imp::<3>(group, nb, acts, out),
-                            _ => $imp::<MAX_TOKENS>(group, nb, &acts[..MAX_TOKENS], out),
-                        }
-                    }
-                }
-            };
-        }
-        by_tokens!(q4_0x16, q4_0_imp);
+        by_tokens!(q4_0x16, q4_0_imp, grouped);
         by_tokens!(q8_0x16, q8_0_imp);
         by_tokens!(q4_kx16, q4_k_imp);
+
+        by_pairs!(q4_0x16_token, q4_0_imp, 16, |nb| nb * 288);
     };
 }
 

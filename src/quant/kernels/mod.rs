@@ -13,7 +13,9 @@
 use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
-use crate::quant::interleaved::{self as il, F16Gemm, GroupKernel, Q8RowsKernel, RowsKernel};
+use crate::quant::interleaved::{
+    self as il, F16Gemm, GroupKernel, Q8RowsKernel, RowsKernel, TokenKernel,
+};
 
 pub mod act;
 pub mod scalar;
@@ -58,6 +60,67 @@ macro_rules! prefetch_ahead {
         for l in 0..$lines {
             _mm_prefetch::<_MM_HINT_T0>($p.wrapping_add($ahead + 64 * l) as *const i8);
             _mm_prefetch::<_MM_HINT_T1>($p.wrapping_add($ahead_l2 + 64 * l) as *const i8);
+        }
+    };
+}
+
+/// `pub(crate) fn $name(group, nb, acts, out)`, a [`GroupKernel`], from a kernel generic over the
+/// number of activation rows: `by_tokens!(name, imp)` for `imp::<NT>(group, nb, acts, out)`, and
+/// `by_tokens!(name, imp, grouped)` for one over `G` groups, `imp::<NT, 1>([group], nb, acts,
+/// [out])` (see [`by_pairs`]).
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_tokens {
+    ($name:ident, $imp:ident $(, $grouped:ident)?) => {
+        pub(crate) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
+            // SAFETY: installed only after the build's features were detected; the group and
+            // activation lengths are the caller's (`debug_assert` inside).
+            unsafe {
+                match acts.len() {
+                    0 => {}
+                    1 => by_tokens!(@call $imp, 1, group, nb, acts, out $(, $grouped)?),
+                    2 => by_tokens!(@call $imp, 2, group, nb, acts, out $(, $grouped)?),
+                    3 => by_tokens!(@call $imp, 3, group, nb, acts, out $(, $grouped)?),
+                    _ => by_tokens!(@call $imp, MAX_TOKENS, group, nb, &acts[..MAX_TOKENS], out
+                                    $(, $grouped)?),
+                }
+            }
+        }
+    };
+    (@call $imp:ident, $nt:expr, $g:ident, $nb:ident, $a:expr, $o:ident) => {
+        $imp::<$nt>($g, $nb, $a, $o)
+    };
+    (@call $imp:ident, $nt:expr, $g:ident, $nb:ident, $a:expr, $o:ident, grouped) => {
+        $imp::<$nt, 1>([$g], $nb, $a, std::slice::from_mut($o))
+    };
+}
+
+/// `pub(crate) fn $name`, a [`TokenKernel`] over groups of `$width` rows of at least
+/// `$bytes(nb)` bytes, from a kernel generic over tokens and groups: `imp::<1, 2>` on each pair
+/// of groups, `imp::<1, 1>` on a lone last one.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_pairs {
+    ($name:ident, $imp:ident, $width:expr, $bytes:expr) => {
+        pub(crate) fn $name(
+            groups: &[u8],
+            stride: usize,
+            nb: usize,
+            act: &ActRow<'_>,
+            out: &mut [f32],
+        ) {
+            assert!(stride >= $bytes(nb) && act.qs.len() >= 32 * nb);
+            assert!(act.d.len() >= nb && act.sum.len() >= nb);
+            let acts = std::slice::from_ref(act);
+            in_pairs(groups, stride, $width, out, |g, tiles| {
+                // SAFETY: installed only after the build's features were detected; `in_pairs`
+                // hands out groups of `stride` bytes, and the activation was checked above.
+                unsafe {
+                    match *g {
+                        [a, b] => $imp::<1, 2>([a, b], nb, acts, tiles),
+                        [a] => $imp::<1, 1>([a], nb, acts, tiles),
+                        _ => unreachable!("one or two groups at a time"),
+                    }
+                }
+            });
         }
     };
 }
@@ -131,6 +194,10 @@ pub(crate) struct Kernels {
     pub q4_0x8: GroupKernel,
     pub q8_0x8: GroupKernel,
     pub q4_kx8: GroupKernel,
+    /// The one-token kernel of the Q4_0 layout (generation), where the build has one. (Q4_K's
+    /// group kernel already reads as fast as a plain read; walking its groups in pairs did not
+    /// help: docs/BENCHMARKS.md, ninth session.)
+    pub q4_0_token: Option<TokenKernel>,
     pub f16_rows: RowsKernel,
     /// Q8_0 rows as stored against a few activation rows, where a SIMD build exists: Q8_0
     /// matrices are then not repacked at load (see `q8_rows.rs`).
@@ -167,6 +234,7 @@ impl Kernels {
         q4_0x8: il::q4_0_scalar::<8>,
         q8_0x8: il::q8_0_scalar::<8>,
         q4_kx8: il::q4_k_scalar::<8>,
+        q4_0_token: None,
         f16_rows: il::f16_rows_scalar,
         q8_0_rows: None,
         f16_gemm: None,
@@ -228,6 +296,8 @@ pub(crate) struct MatrixBuild {
     pub width: usize,
     /// Q4_0, Q8_0, Q4_K.
     pub group: [GroupKernel; 3],
+    /// Q4_0, Q8_0, Q4_K, where the build has them.
+    pub token: [Option<TokenKernel>; 3],
     pub f16_rows: RowsKernel,
     pub q8_0_rows: Q8RowsKernel,
     pub f16_gemm: Option<F16Gemm>,
@@ -242,6 +312,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
         name: "scalar",
         width: 8,
         group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
+        token: [None; 3],
         f16_rows: s.f16_rows,
         q8_0_rows: il::q8_0_rows_scalar,
         f16_gemm: None,
@@ -255,6 +326,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             name: "neon",
             width: best.group_width,
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
+            token: [best.q4_0_token, None, None],
             f16_rows: best.f16_rows,
             q8_0_rows: il::q8_0_rows_scalar,
             f16_gemm: best.f16_gemm,
