@@ -19,9 +19,8 @@
 use std::arch::x86_64::*;
 
 use super::{Kernels, PF_BYTES, PF_BYTES_Q4_0};
-use crate::quant::interleaved::TokenKernel;
 use crate::quant::interleaved::{
-    in_pairs, ActRow, CTile, F16Gemm, Q4kSuper, Tile, MAX_TOKENS, Q4K_SUPER,
+    in_pairs, ActRow, CTile, F16Gemm, Q4kSuper, Tile, TokenKernel, MAX_TOKENS, Q4K_SUPER,
 };
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
