@@ -11,7 +11,9 @@
 //! through the one-token kernel that walks two groups side by side ("token", what generation
 //! uses, where the build has one). It prints the median GB/s of each and their ratio to the read:
 //! the kernels' efficiency, free of the machine's drift because all are measured in the same
-//! seconds.
+//! seconds. A second read takes each task's bytes as 8 sequences side by side ("streams read"),
+//! which this VM serves faster than one (see `tools/bench/stream.c`), and the products are given
+//! as a fraction of it too.
 //!
 //! Two shapes: one matrix of 2048 columns, and the 1.1B bench model's layers (Q, K, V in one
 //! step; output; gate and up in one step; down), as many as fill the size, each step one
@@ -97,6 +99,27 @@ unsafe fn read_sum_avx2(b: &[u8], pf: usize) -> u64 {
     a.iter().fold(0, |x, &y| x.wrapping_add(y))
 }
 
+/// The same sum with `b` read as [`STREAMS`] equal parts side by side (line `i` of each part in
+/// turn, no software prefetch): several sequences in flight, which this VM serves faster than
+/// one (see `tools/bench/stream.c`).
+fn read_sum_streams(b: &[u8]) -> u64 {
+    let part = b.len() / STREAMS / 64 * 64;
+    let mut acc = [0u64; 8];
+    for i in (0..part).step_by(64) {
+        for k in 0..STREAMS {
+            let line = &b[k * part + i..k * part + i + 64];
+            for (a, w) in acc.iter_mut().zip(line.chunks_exact(8)) {
+                *a = a.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()));
+            }
+        }
+    }
+    let rest = read_sum(&b[STREAMS * part..], 0);
+    acc.iter().fold(rest, |x, &y| x.wrapping_add(y))
+}
+
+/// Sequences per task of the [`Pass::ReadStreams`] pass.
+const STREAMS: usize = 8;
+
 /// Median of `v`.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -112,6 +135,8 @@ type Step<'a> = Vec<&'a Interleaved>;
 enum Pass {
     /// Reads its bytes.
     Read,
+    /// Reads them as [`STREAMS`] sequences side by side, task by task.
+    ReadStreams,
     /// Multiplies it with one activation row, one group at a time (the group kernel).
     Groups,
     /// The same through the one-token kernel (two groups side by side), as generation does.
@@ -146,6 +171,11 @@ fn pass(pool: &Pool, steps: &[Step<'_>], acts: &[Acts], out: &mut [f32], how: Pa
             let p = step[m];
             if how == Pass::Read {
                 let s = (g0..g1).fold(0u64, |a, g| a.wrapping_add(read_sum(p.group(g), pf)));
+                total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            if how == Pass::ReadStreams {
+                let s = read_sum_streams(p.groups_bytes(g0, g1));
                 total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
@@ -195,9 +225,10 @@ fn main() {
         il::kernel_name()
     );
     println!(
-        "| layout | shape | read GB/s | groups GB/s | groups ÷ read | token GB/s | token ÷ read |"
+        "| layout | shape | read GB/s | read, {STREAMS} streams GB/s | groups GB/s | groups ÷ read \
+         | groups ÷ streams read | token GB/s | token ÷ read | token ÷ streams read |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut out = vec![0f32; 1 << 20];
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K] {
         if only
@@ -256,8 +287,8 @@ fn main() {
         ] {
             // the group kernel alone, and the one-token kernel where this build has one
             let hows: &[Pass] = match il::token_kernel(layout) {
-                Some(_) => &[Pass::Read, Pass::Groups, Pass::Token],
-                None => &[Pass::Read, Pass::Groups],
+                Some(_) => &[Pass::Read, Pass::ReadStreams, Pass::Groups, Pass::Token],
+                None => &[Pass::Read, Pass::ReadStreams, Pass::Groups],
             };
             let mut rates = vec![Vec::new(); hows.len()];
             for _ in 0..9 {
@@ -266,17 +297,17 @@ fn main() {
                 }
             }
             let rates: Vec<f64> = rates.into_iter().map(median).collect();
-            let r = rates[0];
+            let (r, r8) = (rates[0], rates[1]);
             let cell = |i: usize| {
-                rates.get(i).map_or("– | –".to_string(), |q| {
-                    format!("{q:.1} | {:.2}", q / r)
+                rates.get(i).map_or("– | – | –".to_string(), |q| {
+                    format!("{q:.1} | {:.2} | {:.2}", q / r, q / r8)
                 })
             };
             println!(
-                "| {} x{width} | {shape} | {r:.1} | {} | {} |",
+                "| {} x{width} | {shape} | {r:.1} | {r8:.1} | {} | {} |",
                 ty.name().to_uppercase(),
-                cell(1),
-                cell(2)
+                cell(2),
+                cell(3)
             );
         }
     }
