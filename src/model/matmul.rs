@@ -524,14 +524,12 @@ fn packed_chunk(
     let nb = p.blocks();
     let width = p.width();
     let first = act_tile(acts, n, 0);
-    if let Some((one, w)) = il::token_kernel(p.layout).filter(|_| n == 1) {
-        if w == width {
-            let r0 = g0 * width;
-            // SAFETY: rows of groups g0..g1 belong to the caller's task only.
-            let o = unsafe { dst.range(r0, (g1 * width).min(rows) - r0) };
-            one(p.groups_bytes(g0, g1), p.group_bytes(), nb, &first[0], o);
-            return;
-        }
+    if let Some((one, _)) = il::token_kernel(p.layout).filter(|&(_, w)| n == 1 && w == width) {
+        let r0 = g0 * width;
+        // SAFETY: rows of groups g0..g1 belong to the caller's task only.
+        let o = unsafe { dst.range(r0, (g1 * width).min(rows) - r0) };
+        one(p.groups_bytes(g0, g1), p.group_bytes(), nb, &first[0], o);
+        return;
     }
     let mut tile = [[0f32; il::MAX_ROWS]; il::MAX_TOKENS];
     for g in g0..g1 {

@@ -297,7 +297,7 @@ impl Interleaved {
     }
     /// The bytes of group `g` (rows `width · g ..`).
     pub fn group(&self, g: usize) -> &[u8] {
-        &self.bytes()[g * self.group_bytes..(g + 1) * self.group_bytes]
+        self.groups_bytes(g, g + 1)
     }
     /// Rows per group (8 or 16).
     pub fn width(&self) -> usize {
