@@ -531,11 +531,12 @@ fn packed_chunk(
         one(p.groups_bytes(g0, g1), p.group_bytes(), nb, &first[0], o);
         return;
     }
-    let mut tile = [[0f32; il::MAX_ROWS]; il::MAX_TOKENS];
-    for g in g0..g1 {
-        let r0 = g * width;
-        let nr = width.min(rows - r0);
-        let group = p.group(g);
+    // Two groups at a time through the pair kernel where the build has one, else one.
+    let pair = il::pair_kernel(p.layout).filter(|&(_, w)| w == width);
+    let mut tiles = [[[0f32; il::MAX_ROWS]; il::MAX_TOKENS]; 2];
+    let mut g = g0;
+    while g < g1 {
+        let k = if pair.is_some() { (g1 - g).min(2) } else { 1 };
         for t0 in (0..n).step_by(il::MAX_TOKENS) {
             let nt = il::MAX_TOKENS.min(n - t0);
             let ar = if t0 == 0 {
@@ -543,13 +544,23 @@ fn packed_chunk(
             } else {
                 act_tile(acts, n, t0)
             };
-            kernel(group, nb, &ar[..nt], &mut tile);
-            for (t, res) in tile.iter().enumerate().take(nt) {
-                // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
-                let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
-                o.copy_from_slice(&res[..nr]);
+            match pair {
+                Some((two, _)) if k == 2 => {
+                    two([p.group(g), p.group(g + 1)], nb, &ar[..nt], &mut tiles)
+                }
+                _ => kernel(p.group(g), nb, &ar[..nt], &mut tiles[0]),
+            }
+            for (i, tile) in tiles.iter().enumerate().take(k) {
+                let r0 = (g + i) * width;
+                let nr = width.min(rows - r0);
+                for (t, res) in tile.iter().enumerate().take(nt) {
+                    // SAFETY: rows r0..r0+nr of every token belong to the caller's task only.
+                    let o = unsafe { dst.range((t0 + t) * rows + r0, nr) };
+                    o.copy_from_slice(&res[..nr]);
+                }
             }
         }
+        g += k;
     }
 }
 

@@ -551,6 +551,13 @@ pub type Tile = [[f32; MAX_ROWS]; MAX_TOKENS];
 /// [`MAX_TOKENS`]) activation rows; `out[t][r]` gets row `r` · activation `t`.
 pub type GroupKernel = fn(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile);
 
+/// A pair kernel: two groups of an interleaved matrix (`nb` blocks each) against `acts.len()` (1
+/// ..= [`MAX_TOKENS`]) activation rows; `out[i][t][r]` gets row `r` of `groups[i]` · activation
+/// `t`, exactly as the same build's [`GroupKernel`] gives it. Prompt batches use it where the build
+/// has one: each activation broadcast then feeds the dot products of both groups (see the Q4_0
+/// kernel in `kernels/avx512_x16.rs`).
+pub type PairKernel = fn(groups: [&[u8]; 2], nb: usize, acts: &[ActRow<'_>], out: &mut [Tile; 2]);
+
 /// A one-token kernel: the consecutive groups of an interleaved matrix that start at `groups`
 /// (`stride` bytes apart, `nb` blocks or super-blocks each) against one activation row; `out[i]`
 /// gets row `i` from the first group's first row on (`out.len()` rows: the last group's rows past
@@ -801,6 +808,16 @@ pub fn token_kernel(layout: Layout) -> Option<(TokenKernel, usize)> {
     let k = crate::quant::kernels::get();
     let f = match layout {
         Layout::Q4_0x8 => k.q4_0_token,
+        Layout::Q8_0x8 | Layout::Q4_Kx8 => None,
+    };
+    f.map(|f| (f, k.group_width))
+}
+
+/// The pair kernel this process uses for a layout, where it has one, and its group width.
+pub fn pair_kernel(layout: Layout) -> Option<(PairKernel, usize)> {
+    let k = crate::quant::kernels::get();
+    let f = match layout {
+        Layout::Q4_0x8 => k.q4_0_pair,
         Layout::Q8_0x8 | Layout::Q4_Kx8 => None,
     };
     f.map(|f| (f, k.group_width))

@@ -378,3 +378,57 @@ fn token_kernels_match_group_kernels() {
         }
     }
 }
+
+/// The pair kernels give each of their two groups' rows exactly as the same build's group kernel
+/// does, for one to five activation rows (five: only the first [`MAX_TOKENS`] are used), with
+/// the pair made of any two groups (the same one twice included) and the last group partial.
+#[test]
+fn pair_kernels_match_group_kernels() {
+    let mut rng = Rng(0x9a12_55e1);
+    let builds = matrix_builds();
+    let mut checked = 0;
+    for (i, ty) in TYPES.into_iter().enumerate() {
+        let layout = Layout::for_type(ty).unwrap();
+        for b in builds.iter().filter(|b| b.pair[i].is_some()) {
+            let two = b.pair[i].unwrap();
+            let w = b.width;
+            let (rows, cols) = (3 * w - 5, 3 * layout.block_values());
+            let wts = weights(ty, rows, cols, 1.0, &mut rng);
+            let p = Interleaved::pack(ty, rows, cols, w, &wts).unwrap();
+            for n in 1..=MAX_TOKENS + 1 {
+                let x = rng.normals(n * cols, 1.0);
+                let acts = acts_of(layout.act_kind(), &x, cols, n);
+                let rows_of: Vec<ActRow<'_>> = (0..n).map(|t| acts.row(t)).collect();
+                let nt = n.min(MAX_TOKENS);
+                for (g0, g1) in [(0, 1), (1, 2), (2, 0), (1, 1)] {
+                    let mut want = [[[0f32; MAX_ROWS]; MAX_TOKENS]; 2];
+                    (b.group[i])(p.group(g0), p.blocks(), &rows_of[..nt], &mut want[0]);
+                    (b.group[i])(p.group(g1), p.blocks(), &rows_of[..nt], &mut want[1]);
+                    let mut got = [[[f32::NAN; MAX_ROWS]; MAX_TOKENS]; 2];
+                    two([p.group(g0), p.group(g1)], p.blocks(), &rows_of, &mut got);
+                    for (k, g) in [g0, g1].into_iter().enumerate() {
+                        for t in 0..nt {
+                            for r in 0..w.min(rows - g * w) {
+                                assert_eq!(
+                                    got[k][t][r].to_bits(),
+                                    want[k][t][r].to_bits(),
+                                    "{} {ty} groups ({g0}, {g1}) n {n}: group {g} token {t} row {r}",
+                                    b.name
+                                );
+                            }
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512bw") {
+        assert!(
+            checked > 0,
+            "no pair kernel was checked on a CPU with AVX-512"
+        );
+    }
+    let _ = checked;
+}

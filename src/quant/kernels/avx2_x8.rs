@@ -20,7 +20,8 @@ use std::arch::x86_64::*;
 
 use super::{Kernels, PF_BYTES, PF_BYTES_Q4_0};
 use crate::quant::interleaved::{
-    in_pairs, ActRow, CTile, F16Gemm, Q4kSuper, Tile, TokenKernel, MAX_TOKENS, Q4K_SUPER,
+    in_pairs, ActRow, CTile, F16Gemm, PairKernel, Q4kSuper, Tile, TokenKernel, MAX_TOKENS,
+    Q4K_SUPER,
 };
 
 /// Sets the interleaved and float-row kernels of `k` to the best this CPU supports (the caller
@@ -36,6 +37,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) =
             (x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16);
         k.q4_0_token = Some(x16::vnni::q4_0x16_token as TokenKernel);
+        k.q4_0_pair = Some(x16::vnni::q4_0x16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512vnni");
     } else if avx512 {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (
@@ -44,6 +46,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
             x16::plain::q4_kx16,
         );
         k.q4_0_token = Some(x16::plain::q4_0x16_token as TokenKernel);
+        k.q4_0_pair = Some(x16::plain::q4_0x16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512bw");
     } else if is_x86_feature_detected!("avxvnni") {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8);
@@ -73,6 +76,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
         width: 8,
         group: [plain::q4_0x8, plain::q8_0x8, plain::q4_kx8],
         token: [Some(plain::q4_0x8_token), None, None],
+        pair: [None; 3],
         f16_rows,
         q8_0_rows: super::q8_rows::plain::q8_0_rows,
         f16_gemm: Some(F16_GEMM),
@@ -83,6 +87,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             width: 8,
             group: [vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8],
             token: [Some(vnni::q4_0x8_token), None, None],
+            pair: [None; 3],
             f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
             f16_gemm: Some(F16_GEMM),
@@ -97,6 +102,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             width: 16,
             group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
             token: [Some(x16::vnni::q4_0x16_token), None, None],
+            pair: [Some(x16::vnni::q4_0x16_pair), None, None],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::vnni::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),
@@ -112,6 +118,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
                 x16::plain::q4_kx16,
             ],
             token: [Some(x16::plain::q4_0x16_token), None, None],
+            pair: [Some(x16::plain::q4_0x16_pair), None, None],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use crate::quant::blocks::*;
 use crate::quant::interleaved::{
-    self as il, F16Gemm, GroupKernel, Q8RowsKernel, RowsKernel, TokenKernel,
+    self as il, F16Gemm, GroupKernel, PairKernel, Q8RowsKernel, RowsKernel, TokenKernel,
 };
 
 pub mod act;
@@ -67,9 +67,24 @@ macro_rules! prefetch_ahead {
 /// `pub(crate) fn $name(group, nb, acts, out)`, a [`GroupKernel`], from a kernel generic over the
 /// number of activation rows: `by_tokens!(name, imp)` for `imp::<NT>(group, nb, acts, out)`, and
 /// `by_tokens!(name, imp, grouped)` for one over `G` groups, `imp::<NT, 1>([group], nb, acts,
-/// [out])` (see [`by_pairs`]).
+/// [out])` (see [`by_pairs`]); `by_tokens!(name, imp, pair)` makes a [`PairKernel`] from the same,
+/// `imp::<NT, 2>`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_tokens {
+    ($name:ident, $imp:ident, pair) => {
+        pub(crate) fn $name(groups: [&[u8]; 2], nb: usize, acts: &[ActRow<'_>], out: &mut [Tile; 2]) {
+            // SAFETY: as above.
+            unsafe {
+                match acts.len() {
+                    0 => {}
+                    1 => $imp::<1, 2>(groups, nb, acts, out),
+                    2 => $imp::<2, 2>(groups, nb, acts, out),
+                    3 => $imp::<3, 2>(groups, nb, acts, out),
+                    _ => $imp::<MAX_TOKENS, 2>(groups, nb, &acts[..MAX_TOKENS], out),
+                }
+            }
+        }
+    };
     ($name:ident, $imp:ident $(, $grouped:ident)?) => {
         pub(crate) fn $name(group: &[u8], nb: usize, acts: &[ActRow<'_>], out: &mut Tile) {
             // SAFETY: installed only after the build's features were detected; the group and
@@ -198,6 +213,8 @@ pub(crate) struct Kernels {
     /// group kernel already reads as fast as a plain read; walking its groups in pairs did not
     /// help: docs/BENCHMARKS.md, ninth session.)
     pub q4_0_token: Option<TokenKernel>,
+    /// The pair kernel of the Q4_0 layout (prompt batches), where the build has one.
+    pub q4_0_pair: Option<PairKernel>,
     pub f16_rows: RowsKernel,
     /// Q8_0 rows as stored against a few activation rows, where a SIMD build exists: Q8_0
     /// matrices are then not repacked at load (see `q8_rows.rs`).
@@ -235,6 +252,7 @@ impl Kernels {
         q8_0x8: il::q8_0_scalar::<8>,
         q4_kx8: il::q4_k_scalar::<8>,
         q4_0_token: None,
+        q4_0_pair: None,
         f16_rows: il::f16_rows_scalar,
         q8_0_rows: None,
         f16_gemm: None,
@@ -298,6 +316,8 @@ pub(crate) struct MatrixBuild {
     pub group: [GroupKernel; 3],
     /// Q4_0, Q8_0, Q4_K, where the build has them.
     pub token: [Option<TokenKernel>; 3],
+    /// Q4_0, Q8_0, Q4_K, where the build has them.
+    pub pair: [Option<PairKernel>; 3],
     pub f16_rows: RowsKernel,
     pub q8_0_rows: Q8RowsKernel,
     pub f16_gemm: Option<F16Gemm>,
@@ -313,6 +333,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
         width: 8,
         group: [s.q4_0x8, s.q8_0x8, s.q4_kx8],
         token: [None; 3],
+        pair: [None; 3],
         f16_rows: s.f16_rows,
         q8_0_rows: il::q8_0_rows_scalar,
         f16_gemm: None,
@@ -327,6 +348,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             width: best.group_width,
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
             token: [best.q4_0_token, None, None],
+            pair: [best.q4_0_pair, None, None],
             f16_rows: best.f16_rows,
             q8_0_rows: il::q8_0_rows_scalar,
             f16_gemm: best.f16_gemm,
