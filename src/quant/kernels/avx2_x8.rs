@@ -38,6 +38,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
             (x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16);
         k.q4_0_token = Some(x16::vnni::q4_0x16_token as TokenKernel);
         k.q4_0_pair = Some(x16::vnni::q4_0x16_pair as PairKernel);
+        k.q4_k_pair = Some(x16::vnni::q4_kx16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512vnni");
     } else if avx512 {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (
@@ -47,6 +48,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
         );
         k.q4_0_token = Some(x16::plain::q4_0x16_token as TokenKernel);
         k.q4_0_pair = Some(x16::plain::q4_0x16_pair as PairKernel);
+        k.q4_k_pair = Some(x16::plain::q4_kx16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512bw");
     } else if is_x86_feature_detected!("avxvnni") {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8);
@@ -102,7 +104,11 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             width: 16,
             group: [x16::vnni::q4_0x16, x16::vnni::q8_0x16, x16::vnni::q4_kx16],
             token: [Some(x16::vnni::q4_0x16_token), None, None],
-            pair: [Some(x16::vnni::q4_0x16_pair), None, None],
+            pair: [
+                Some(x16::vnni::q4_0x16_pair),
+                None,
+                Some(x16::vnni::q4_kx16_pair),
+            ],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::vnni::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),
@@ -118,7 +124,11 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
                 x16::plain::q4_kx16,
             ],
             token: [Some(x16::plain::q4_0x16_token), None, None],
-            pair: [Some(x16::plain::q4_0x16_pair), None, None],
+            pair: [
+                Some(x16::plain::q4_0x16_pair),
+                None,
+                Some(x16::plain::q4_kx16_pair),
+            ],
             f16_rows: x16::f16_rows,
             q8_0_rows: super::q8_rows::plain::q8_0_rows,
             f16_gemm: Some(x16::F16_GEMM),

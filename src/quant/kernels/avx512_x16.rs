@@ -212,95 +212,125 @@ macro_rules! x16_build {
             }
         }
 
+        /// `G` groups (one, or a pair for prompt batches) against `NT` activation rows;
+        /// `out[g][t][r]`. As in [`q4_0_imp`], each four-byte activation broadcast feeds the dot
+        /// products of all `G` groups; the integer sums are exact, so a pair gives each group's
+        /// results bit for bit as the group kernel does.
         #[target_feature(enable = $feat)]
-        unsafe fn q4_k_imp<const NT: usize>(
-            group: &[u8],
+        unsafe fn q4_k_imp<const NT: usize, const G: usize>(
+            groups: [&[u8]; G],
             ns: usize,
             acts: &[ActRow<'_>],
-            out: &mut Tile,
+            out: &mut [Tile],
         ) {
-            debug_assert!(group.len() >= ns * Q4K_SUPER * 16 && acts.len() == NT);
+            debug_assert!(groups.iter().all(|g| g.len() >= ns * Q4K_SUPER * 16));
+            debug_assert!(acts.len() == NT && out.len() >= G);
             const O: Q4kSuper = Q4kSuper::new(16);
             let m4 = _mm512_set1_epi8(15);
-            let mut acc = [_mm512_setzero_ps(); NT];
+            let mut acc = [[_mm512_setzero_ps(); NT]; G];
             for s in 0..ns {
                 // The super-block's scales, then its quants: one forward stream, prefetched
                 // ahead line by line (the scales' lines here, the quants' beside each chunk).
-                let sb = group.as_ptr().add(s * Q4K_SUPER * 16);
+                let sb = groups.map(|g| g.as_ptr().add(s * Q4K_SUPER * 16));
                 if NT == 1 {
-                    prefetch_ahead!(sb, O.qs.div_ceil(64));
+                    for sb in sb {
+                        prefetch_ahead!(sb, O.qs.div_ceil(64));
+                    }
                 }
-                let (sc, mn, qs) = (sb.add(O.scales), sb.add(O.mins), sb.add(O.qs));
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.d) as *const __m256i));
-                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.dmin) as *const __m256i));
+                let dw =
+                    sb.map(|sb| _mm512_cvtph_ps(_mm256_loadu_si256(sb.add(O.d) as *const __m256i)));
                 // Σ_sub sub-block dot · scale, in f32 with the row's d folded into the scales:
                 // a conversion and an FMA per sub-block and token instead of a 32-bit integer
                 // multiply (two uops on the port the dot products use).
-                let mut fsum = [_mm512_setzero_ps(); NT];
+                let mut fsum = [[_mm512_setzero_ps(); NT]; G];
                 for c in 0..4 {
-                    let p = qs.add(512 * c);
                     if NT == 1 {
-                        prefetch_ahead!(p, 8);
-                    }
-                    let mut v = [_mm512_setzero_si512(); 8];
-                    for j in 0..8 {
-                        v[j] = _mm512_loadu_si512(p.add(64 * j) as *const _);
+                        for sb in sb {
+                            prefetch_ahead!(sb.add(O.qs + 512 * c), 8);
+                        }
                     }
                     for half in 0..2 {
                         let sub = 2 * c + half;
-                        let mut w = [_mm512_setzero_si512(); 8];
+                        let mut x = [[dot_start!($mode, 0); NT]; G];
                         for j in 0..8 {
-                            w[j] = if half == 0 {
-                                _mm512_and_si512(v[j], m4)
-                            } else {
-                                _mm512_and_si512(_mm512_srli_epi16::<4>(v[j]), m4)
-                            };
+                            // the low nibbles of the chunk's 64-byte line j for sub-block 2c,
+                            // its high nibbles for 2c + 1
+                            let w: [__m512i; G] = std::array::from_fn(|g| {
+                                let p = sb[g].add(O.qs + 512 * c + 64 * j);
+                                let v = _mm512_loadu_si512(p as *const _);
+                                let v = if half == 0 {
+                                    v
+                                } else {
+                                    _mm512_srli_epi16::<4>(v)
+                                };
+                                _mm512_and_si512(v, m4)
+                            });
+                            for t in 0..NT {
+                                let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub + 4 * j);
+                                let y = bcast4!(a);
+                                for g in 0..G {
+                                    x[g][t] = dot_step!($mode, x[g][t], w[g], y);
+                                }
+                            }
                         }
-                        let scv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
-                            sc.add(16 * sub) as *const __m128i
-                        ));
-                        let scf = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), dw);
-                        for t in 0..NT {
-                            let a = acts[t].qs.as_ptr().add(s * 256 + 32 * sub);
-                            let x = sum8_u!($mode, w, a);
-                            fsum[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), scf, fsum[t]);
+                        for g in 0..G {
+                            let scv = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                sb[g].add(O.scales + 16 * sub) as *const __m128i,
+                            ));
+                            let scf = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), dw[g]);
+                            for t in 0..NT {
+                                let x = dot_finish!($mode, x[g][t], 0);
+                                fsum[g][t] =
+                                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(x), scf, fsum[g][t]);
+                            }
                         }
                     }
                 }
-                // The mins of sub-blocks 2k and 2k+1 as a pair of i16 per lane, once for every
-                // token: each token's Σ_sub min · bsum is then four `madd_epi16` (its bsums,
-                // |Σ 32 q8| ≤ 4064, fit i16) instead of eight 32-bit multiplies.
-                let mpair: [__m512i; 4] = std::array::from_fn(|k| {
-                    let m0 = _mm_loadu_si128(mn.add(32 * k) as *const __m128i);
-                    let m1 = _mm_loadu_si128(mn.add(32 * k + 16) as *const __m128i);
-                    _mm512_cvtepu8_epi16(_mm256_set_m128i(
-                        _mm_unpackhi_epi8(m0, m1),
-                        _mm_unpacklo_epi8(m0, m1),
-                    ))
-                });
-                for t in 0..NT {
-                    let a = &acts[t];
-                    let mut msum = _mm512_setzero_si512();
-                    for (k, mp) in mpair.iter().enumerate() {
-                        let b0 = *a.sum.get_unchecked(s * 8 + 2 * k);
-                        let b1 = *a.sum.get_unchecked(s * 8 + 2 * k + 1);
-                        let bs = _mm512_set1_epi32((b0 & 0xffff) | (b1 << 16));
-                        msum = _mm512_add_epi32(msum, _mm512_madd_epi16(*mp, bs));
+                for g in 0..G {
+                    let mn = sb[g].add(O.mins);
+                    let mw =
+                        _mm512_cvtph_ps(_mm256_loadu_si256(sb[g].add(O.dmin) as *const __m256i));
+                    // The mins of sub-blocks 2k and 2k+1 as a pair of i16 per lane, once for
+                    // every token: each token's Σ_sub min · bsum is then four `madd_epi16` (its
+                    // bsums, |Σ 32 q8| ≤ 4064, fit i16) instead of eight 32-bit multiplies.
+                    let mpair: [__m512i; 4] = std::array::from_fn(|k| {
+                        let m0 = _mm_loadu_si128(mn.add(32 * k) as *const __m128i);
+                        let m1 = _mm_loadu_si128(mn.add(32 * k + 16) as *const __m128i);
+                        _mm512_cvtepu8_epi16(_mm256_set_m128i(
+                            _mm_unpackhi_epi8(m0, m1),
+                            _mm_unpacklo_epi8(m0, m1),
+                        ))
+                    });
+                    for t in 0..NT {
+                        let a = &acts[t];
+                        let mut msum = _mm512_setzero_si512();
+                        for (k, mp) in mpair.iter().enumerate() {
+                            let b0 = *a.sum.get_unchecked(s * 8 + 2 * k);
+                            let b1 = *a.sum.get_unchecked(s * 8 + 2 * k + 1);
+                            let bs = _mm512_set1_epi32((b0 & 0xffff) | (b1 << 16));
+                            msum = _mm512_add_epi32(msum, _mm512_madd_epi16(*mp, bs));
+                        }
+                        let da = _mm512_set1_ps(*a.d.get_unchecked(s));
+                        acc[g][t] = _mm512_fmadd_ps(fsum[g][t], da, acc[g][t]);
+                        acc[g][t] = _mm512_fnmadd_ps(
+                            _mm512_cvtepi32_ps(msum),
+                            _mm512_mul_ps(mw, da),
+                            acc[g][t],
+                        );
                     }
-                    let da = _mm512_set1_ps(*a.d.get_unchecked(s));
-                    acc[t] = _mm512_fmadd_ps(fsum[t], da, acc[t]);
-                    acc[t] =
-                        _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(mw, da), acc[t]);
                 }
             }
-            for t in 0..NT {
-                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            for g in 0..G {
+                for t in 0..NT {
+                    _mm512_storeu_ps(out[g][t].as_mut_ptr(), acc[g][t]);
+                }
             }
         }
 
         by_tokens!(q4_0x16, q4_0_imp, grouped);
         by_tokens!(q8_0x16, q8_0_imp);
-        by_tokens!(q4_kx16, q4_k_imp);
+        by_tokens!(q4_kx16, q4_k_imp, grouped);
+        by_tokens!(q4_kx16_pair, q4_k_imp, pair);
 
         by_tokens!(q4_0x16_pair, q4_0_imp, pair);
         by_pairs!(q4_0x16_token, q4_0_imp, 16, |nb| nb * 288);
