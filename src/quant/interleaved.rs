@@ -818,8 +818,8 @@ pub fn pair_kernel(layout: Layout) -> Option<(PairKernel, usize)> {
     let k = crate::quant::kernels::get();
     let f = match layout {
         Layout::Q4_0x8 => k.q4_0_pair,
+        Layout::Q8_0x8 => k.q8_0_pair,
         Layout::Q4_Kx8 => k.q4_k_pair,
-        Layout::Q8_0x8 => None,
     };
     f.map(|f| (f, k.group_width))
 }

@@ -39,6 +39,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
         k.q4_0_token = Some(x16::vnni::q4_0x16_token as TokenKernel);
         k.q4_0_pair = Some(x16::vnni::q4_0x16_pair as PairKernel);
         k.q4_k_pair = Some(x16::vnni::q4_kx16_pair as PairKernel);
+        k.q8_0_pair = Some(x16::vnni::q8_0x16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512vnni");
     } else if avx512 {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (
@@ -49,6 +50,7 @@ pub(super) fn install(k: &mut Kernels, allow_avx512: bool) {
         k.q4_0_token = Some(x16::plain::q4_0x16_token as TokenKernel);
         k.q4_0_pair = Some(x16::plain::q4_0x16_pair as PairKernel);
         k.q4_k_pair = Some(x16::plain::q4_kx16_pair as PairKernel);
+        k.q8_0_pair = Some(x16::plain::q8_0x16_pair as PairKernel);
         (k.group_width, k.matrix_name) = (16, "avx512bw");
     } else if is_x86_feature_detected!("avxvnni") {
         (k.q4_0x8, k.q8_0x8, k.q4_kx8) = (vnni::q4_0x8, vnni::q8_0x8, vnni::q4_kx8);
@@ -126,7 +128,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             token: [Some(x16::plain::q4_0x16_token), None, None],
             pair: [
                 Some(x16::plain::q4_0x16_pair),
-                None,
+                Some(x16::plain::q8_0x16_pair),
                 Some(x16::plain::q4_kx16_pair),
             ],
             f16_rows: x16::f16_rows,

@@ -19,52 +19,6 @@ macro_rules! bcast4 {
     };
 }
 
-/// Σ over `j < 8` of the 4-byte dot products of unsigned `w[j]` with `a[4 j .. 4 j + 4]`, per
-/// lane, as i32 (the plain build needs `w[j]` ≤ 15: eight `maddubs` pairs sum to ≤ 30480).
-macro_rules! sum8_u {
-    (plain, $w:expr, $a:expr) => {{
-        let (w, a) = (&$w, $a);
-        let mut p = _mm512_setzero_si512();
-        for j in 0..8 {
-            p = _mm512_add_epi16(p, _mm512_maddubs_epi16(w[j], bcast4!(a.add(4 * j))));
-        }
-        _mm512_madd_epi16(p, _mm512_set1_epi16(1))
-    }};
-    (vnni, $w:expr, $a:expr) => {{
-        let (w, a) = (&$w, $a);
-        let mut s0 = _mm512_setzero_si512();
-        let mut s1 = _mm512_setzero_si512();
-        for j in (0..8).step_by(2) {
-            s0 = _mm512_dpbusd_epi32(s0, w[j], bcast4!(a.add(4 * j)));
-            s1 = _mm512_dpbusd_epi32(s1, w[j + 1], bcast4!(a.add(4 * j + 4)));
-        }
-        _mm512_add_epi32(s0, s1)
-    }};
-}
-
-/// The same for signed `w[j]` (Q8_0): the VNNI build gets `w + 128` and subtracts `128 Σa`
-/// itself; the plain build uses `maddubs`'s sign trick.
-macro_rules! sum8_s {
-    (plain, $w:expr, $a:expr) => {{
-        let (w, a) = (&$w, $a);
-        let mut s = _mm512_setzero_si512();
-        let ones = _mm512_set1_epi16(1);
-        for j in 0..8 {
-            let y = bcast4!(a.add(4 * j));
-            // |w| · sign(w)·y, with sign applied through masks (AVX-512 has no vpsignb).
-            let neg = _mm512_movepi8_mask(w[j]);
-            let aw = _mm512_abs_epi8(w[j]);
-            let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-            let p = _mm512_maddubs_epi16(aw, sy);
-            s = _mm512_add_epi32(s, _mm512_madd_epi16(p, ones));
-        }
-        s
-    }};
-    (vnni, $w:expr, $a:expr) => {
-        sum8_u!(vnni, $w, $a)
-    };
-}
-
 /// A running sum of 4-byte dot products of unsigned weight bytes with broadcast activation
 /// bytes, per lane, that ends as i32 plus a correction `c`: `dot_start!(mode, c)` begins it,
 /// `dot_step!(mode, s, w, y)` adds `w · y`, `dot_finish!(mode, s, c)` gives the i32 sum. VNNI
@@ -97,6 +51,31 @@ macro_rules! dot_finish {
             _mm512_set1_epi32($c),
         )
     };
+}
+
+/// The same for signed weight bytes (Q8_0): the VNNI build gets `w + 128` (unsigned) and starts
+/// from `c` = −128 Σ a; the plain build uses `maddubs`'s sign trick (|w| against `y` with `w`'s
+/// sign, AVX-512 having no `vpsignb`) and widens every step (two would overflow i16).
+macro_rules! sdot_start {
+    (vnni, $c:expr) => {
+        _mm512_set1_epi32($c)
+    };
+    (plain, $c:expr) => {{
+        let _ = $c; // not needed: the plain build multiplies signed bytes
+        _mm512_setzero_si512()
+    }};
+}
+macro_rules! sdot_step {
+    (vnni, $s:expr, $w:expr, $y:expr) => {
+        _mm512_dpbusd_epi32($s, $w, $y)
+    };
+    (plain, $s:expr, $w:expr, $y:expr) => {{
+        let (w, y) = ($w, $y);
+        let neg = _mm512_movepi8_mask(w);
+        let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+        let p = _mm512_maddubs_epi16(_mm512_abs_epi8(w), sy);
+        _mm512_add_epi32($s, _mm512_madd_epi16(p, _mm512_set1_epi16(1)))
+    }};
 }
 
 macro_rules! x16_build {
@@ -172,43 +151,60 @@ macro_rules! x16_build {
             }
         }
 
+        /// `G` groups (one, or a pair for prompt batches) against `NT` activation rows;
+        /// `out[g][t][r]`, each activation broadcast feeding all `G` groups as in [`q4_0_imp`].
         #[target_feature(enable = $feat)]
-        unsafe fn q8_0_imp<const NT: usize>(
-            group: &[u8],
+        unsafe fn q8_0_imp<const NT: usize, const G: usize>(
+            groups: [&[u8]; G],
             nb: usize,
             acts: &[ActRow<'_>],
-            out: &mut Tile,
+            out: &mut [Tile],
         ) {
-            debug_assert!(group.len() >= nb * 544 && acts.len() == NT);
-            let qs = group.as_ptr();
-            let d = qs.add(nb * 512);
+            debug_assert!(groups.iter().all(|g| g.len() >= nb * 544) && acts.len() == NT);
+            debug_assert!(out.len() >= G);
+            let qs = groups.map(|g| g.as_ptr());
+            let d = qs.map(|q| q.add(nb * 512));
             let flip = _mm512_set1_epi8(-128);
-            let mut acc = [_mm512_setzero_ps(); NT];
+            let mut acc = [[_mm512_setzero_ps(); NT]; G];
             for b in 0..nb {
-                let p = qs.add(b * 512);
+                let p = qs.map(|q| q.add(b * 512));
                 if NT == 1 {
-                    prefetch_ahead!(p, 8);
-                }
-                let mut w = [_mm512_setzero_si512(); 8];
-                for j in 0..8 {
-                    let v = _mm512_loadu_si512(p.add(64 * j) as *const _);
-                    w[j] = if VNNI { _mm512_xor_si512(v, flip) } else { v };
-                }
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(d.add(32 * b) as *const __m256i));
-                for t in 0..NT {
-                    let a = &acts[t];
-                    let mut s = sum8_s!($mode, w, a.qs.as_ptr().add(32 * b));
-                    if VNNI {
-                        let corr =
-                            _mm512_slli_epi32::<7>(_mm512_set1_epi32(*a.sum.get_unchecked(b)));
-                        s = _mm512_sub_epi32(s, corr);
+                    for p in p {
+                        prefetch_ahead!(p, 8);
                     }
-                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(b)));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[t]);
+                }
+                let mut s: [[__m512i; NT]; G] = [std::array::from_fn(|t| {
+                    sdot_start!($mode, -128 * *acts[t].sum.get_unchecked(b))
+                }); G];
+                for j in 0..8 {
+                    let w: [__m512i; G] = std::array::from_fn(|g| {
+                        let v = _mm512_loadu_si512(p[g].add(64 * j) as *const _);
+                        if VNNI {
+                            _mm512_xor_si512(v, flip)
+                        } else {
+                            v
+                        }
+                    });
+                    for t in 0..NT {
+                        let y = bcast4!(acts[t].qs.as_ptr().add(32 * b + 4 * j));
+                        for g in 0..G {
+                            s[g][t] = sdot_step!($mode, s[g][t], w[g], y);
+                        }
+                    }
+                }
+                for g in 0..G {
+                    let dw =
+                        _mm512_cvtph_ps(_mm256_loadu_si256(d[g].add(32 * b) as *const __m256i));
+                    for t in 0..NT {
+                        let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[t].d.get_unchecked(b)));
+                        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g][t]), scale, acc[g][t]);
+                    }
                 }
             }
-            for t in 0..NT {
-                _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+            for g in 0..G {
+                for t in 0..NT {
+                    _mm512_storeu_ps(out[g][t].as_mut_ptr(), acc[g][t]);
+                }
             }
         }
 
@@ -328,7 +324,8 @@ macro_rules! x16_build {
         }
 
         by_tokens!(q4_0x16, q4_0_imp, grouped);
-        by_tokens!(q8_0x16, q8_0_imp);
+        by_tokens!(q8_0x16, q8_0_imp, grouped);
+        by_tokens!(q8_0x16_pair, q8_0_imp, pair);
         by_tokens!(q4_kx16, q4_k_imp, grouped);
         by_tokens!(q4_kx16_pair, q4_k_imp, pair);
 

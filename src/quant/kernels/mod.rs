@@ -213,8 +213,9 @@ pub(crate) struct Kernels {
     /// group kernel already reads as fast as a plain read; walking its groups in pairs did not
     /// help: docs/BENCHMARKS.md, ninth session.)
     pub q4_0_token: Option<TokenKernel>,
-    /// The pair kernels of the Q4_0 and Q4_K layouts (prompt batches), where the build has them.
+    /// The pair kernels of the interleaved layouts (prompt batches), where the build has them.
     pub q4_0_pair: Option<PairKernel>,
+    pub q8_0_pair: Option<PairKernel>,
     pub q4_k_pair: Option<PairKernel>,
     pub f16_rows: RowsKernel,
     /// Q8_0 rows as stored against a few activation rows, where a SIMD build exists: Q8_0
@@ -254,6 +255,7 @@ impl Kernels {
         q4_kx8: il::q4_k_scalar::<8>,
         q4_0_token: None,
         q4_0_pair: None,
+        q8_0_pair: None,
         q4_k_pair: None,
         f16_rows: il::f16_rows_scalar,
         q8_0_rows: None,
@@ -350,7 +352,7 @@ pub(crate) fn matrix_builds() -> Vec<MatrixBuild> {
             width: best.group_width,
             group: [best.q4_0x8, best.q8_0x8, best.q4_kx8],
             token: [best.q4_0_token, None, None],
-            pair: [best.q4_0_pair, None, best.q4_k_pair],
+            pair: [best.q4_0_pair, best.q8_0_pair, best.q4_k_pair],
             f16_rows: best.f16_rows,
             q8_0_rows: il::q8_0_rows_scalar,
             f16_gemm: best.f16_gemm,
