@@ -506,8 +506,14 @@ fn quantize_acts(
 /// them. The product loops compute the first tile once per chunk, not once per row group: with one
 /// token (generation) these lookups, four non-inlined calls whose results are read back through
 /// memory, took 3-4 % of all cycles (perf, 1.1B Q4_0 tg).
+///
+/// Written out rather than through `std::array::from_fn`, whose closure was not inlined into the
+/// batch loop: each row came back through memory from a call (`perf`, 160M Q4_0 pp128).
+#[inline(always)]
 fn act_tile(acts: &Acts, n: usize, t0: usize) -> [ActRow<'_>; il::MAX_TOKENS] {
-    std::array::from_fn(|i| acts.row((t0 + i).min(n - 1)))
+    const _: () = assert!(il::MAX_TOKENS == 4);
+    let row = |i: usize| acts.row((t0 + i).min(n - 1));
+    [row(0), row(1), row(2), row(3)]
 }
 
 /// Groups `g0..g1` of `p` against every activation row, into `dst` (`n × p.rows`).
