@@ -8,6 +8,8 @@
 //! (multiply-adds of weights with activations), in total and per thread, with the kernels this
 //! CPU dispatches to. Compare a kernel change in the same minutes: this VM's CPU share drifts.
 
+mod common;
+use common::{data, median};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -17,24 +19,6 @@ use ferrollm::model::weights::{Linear, Matrix};
 use ferrollm::pool::Pool;
 use ferrollm::quant;
 use ferrollm::quant::interleaved::{self as il, Acts, Interleaved, Layout, Tile};
-
-/// Deterministic values in −1..1.
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");

@@ -6,6 +6,8 @@
 //! of a 4096 × 4096 matrix into the interleaved layouts (GB/s of source bytes, fresh destination
 //! pages included, as at load). Plain `std::time` timing (no harness), fastest of several runs.
 
+mod common;
+use common::data;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -27,18 +29,6 @@ const TYPES: &[GgmlType] = &[
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Fastest seconds per call of `f` over 9 runs of `iters` calls (the least disturbed by other load).
 fn time(iters: usize, mut f: impl FnMut()) -> f64 {

@@ -20,6 +20,8 @@
 //! fork-join as in generation. The read prefetches `STREAM_READ_PREFETCH` bytes ahead (default
 //! 4096; 0, 4096 and 8192 read within 5 % of each other here).
 
+mod common;
+use common::median;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -119,12 +121,6 @@ fn read_sum_streams(b: &[u8]) -> u64 {
 
 /// Sequences per task of the [`Pass::ReadStreams`] pass.
 const STREAMS: usize = 8;
-
-/// Median of `v`.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// One parallel step: the matrices one `pool.run` covers (as `model::matmul::linear_multi` runs
 /// Q, K and V, or gate and up, together).
