@@ -84,53 +84,82 @@ macro_rules! x16_build {
 
         const VNNI: bool = matches!(stringify!($mode).as_bytes(), b"vnni");
 
-        /// `G` groups (one, or two walked side by side: see [`TokenKernel`]) against `NT`
-        /// activation rows; `out[g][t][r]`.
+        /// `G` groups (one, or two walked side by side: see [`TokenKernel`]) of a Q4_0 (`Q4`)
+        /// or Q8_0 interleaved matrix against `NT` activation rows; `out[g][t][r]`.
         ///
         /// Each broadcast of four activation bytes feeds the dot products of all `G` groups:
         /// on this Ice Lake a 512-bit broadcast from memory costs about as much as a
         /// `vpdpbusd` (ten of each per loop: 2.6–2.8 G dot products/s; ten with five broadcasts,
         /// each used twice: 3.8–4.0 G; ten alone 4.9 G), so a dot product that does its own
         /// broadcast, as `vpdpbusd m32bcst` does, runs at half the rate. The correction of the
-        /// weights' offset (Σ (q − 8) a = Σ q a − 8 Σ a) starts each block's sum. The integer
-        /// sums are exact, so the order of their additions does not change any result.
+        /// weights' offset starts each block's sum: Σ (q − 8) a = Σ q a − 8 Σ a for Q4_0's
+        /// nibbles, and the VNNI build's Q8_0 bytes, taken as unsigned `w + 128`, need − 128 Σ a.
+        /// The integer sums are exact, so the order of their additions does not change any
+        /// result.
         ///
         /// [`TokenKernel`]: crate::quant::interleaved::TokenKernel
+        #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn q4_0_imp<const NT: usize, const G: usize>(
+        unsafe fn q0_imp<const NT: usize, const G: usize, const Q4: bool>(
             groups: [&[u8]; G],
             nb: usize,
             acts: &[ActRow<'_>],
             out: &mut [Tile],
         ) {
-            debug_assert!(groups.iter().all(|g| g.len() >= nb * 288) && acts.len() == NT);
+            // quant bytes per block of a group: 16 rows × 32 values of 4 or 8 bits
+            let qb = if Q4 { 256 } else { 512 };
+            debug_assert!(groups.iter().all(|g| g.len() >= nb * (qb + 32)) && acts.len() == NT);
             debug_assert!(out.len() >= G);
             let qs = groups.map(|g| g.as_ptr());
-            let d = qs.map(|q| q.add(nb * 256));
-            let m4 = _mm512_set1_epi8(15);
+            let d = qs.map(|q| q.add(nb * qb));
+            let (m4, flip) = (_mm512_set1_epi8(15), _mm512_set1_epi8(-128));
+            let off = if Q4 { 8 } else { 128 };
             let mut acc = [[_mm512_setzero_ps(); NT]; G];
             for b in 0..nb {
-                let p = qs.map(|q| q.add(b * 256));
+                let p = qs.map(|q| q.add(b * qb));
                 if NT == 1 {
                     for p in p {
-                        prefetch_ahead!(p, 4, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0);
+                        if Q4 {
+                            prefetch_ahead!(p, 4, PF_BYTES_Q4_0, PF_L2_BYTES_Q4_0);
+                        } else {
+                            prefetch_ahead!(p, 8);
+                        }
                     }
                 }
                 let mut s: [[__m512i; NT]; G] = [std::array::from_fn(|t| {
-                    dot_start!($mode, -8 * *acts[t].sum.get_unchecked(b))
+                    let c = -off * *acts[t].sum.get_unchecked(b);
+                    if Q4 {
+                        dot_start!($mode, c)
+                    } else {
+                        sdot_start!($mode, c)
+                    }
                 }); G];
                 for j in 0..8 {
-                    // quants 4j'..4j'+4 of every row of block b: the low nibbles of the bytes
-                    // at 64 j' (j' = j mod 4) for j < 4, their high nibbles for j ≥ 4
+                    // Q4_0: quants 4j'..4j'+4 of every row of block b, the low nibbles of the
+                    // bytes at 64 j' (j' = j mod 4) for j < 4, their high nibbles for j ≥ 4;
+                    // Q8_0: the bytes at 64 j
                     let w: [__m512i; G] = std::array::from_fn(|g| {
-                        let v = _mm512_loadu_si512(p[g].add(64 * (j % 4)) as *const _);
-                        let v = if j < 4 { v } else { _mm512_srli_epi16::<4>(v) };
-                        _mm512_and_si512(v, m4)
+                        if Q4 {
+                            let v = _mm512_loadu_si512(p[g].add(64 * (j % 4)) as *const _);
+                            let v = if j < 4 { v } else { _mm512_srli_epi16::<4>(v) };
+                            _mm512_and_si512(v, m4)
+                        } else {
+                            let v = _mm512_loadu_si512(p[g].add(64 * j) as *const _);
+                            if VNNI {
+                                _mm512_xor_si512(v, flip)
+                            } else {
+                                v
+                            }
+                        }
                     });
                     for t in 0..NT {
                         let y = bcast4!(acts[t].qs.as_ptr().add(32 * b + 4 * j));
                         for g in 0..G {
-                            s[g][t] = dot_step!($mode, s[g][t], w[g], y);
+                            s[g][t] = if Q4 {
+                                dot_step!($mode, s[g][t], w[g], y)
+                            } else {
+                                sdot_step!($mode, s[g][t], w[g], y)
+                            };
                         }
                     }
                 }
@@ -138,7 +167,11 @@ macro_rules! x16_build {
                     let dw =
                         _mm512_cvtph_ps(_mm256_loadu_si256(d[g].add(32 * b) as *const __m256i));
                     for t in 0..NT {
-                        let s = dot_finish!($mode, s[g][t], -8 * *acts[t].sum.get_unchecked(b));
+                        let s = if Q4 {
+                            dot_finish!($mode, s[g][t], -8 * *acts[t].sum.get_unchecked(b))
+                        } else {
+                            s[g][t] // the plain build multiplies signed bytes: nothing to add
+                        };
                         let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[t].d.get_unchecked(b)));
                         acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[g][t]);
                     }
@@ -151,8 +184,18 @@ macro_rules! x16_build {
             }
         }
 
-        /// `G` groups (one, or a pair for prompt batches) against `NT` activation rows;
-        /// `out[g][t][r]`, each activation broadcast feeding all `G` groups as in [`q4_0_imp`].
+        /// [`q0_imp`] for Q4_0.
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0_imp<const NT: usize, const G: usize>(
+            groups: [&[u8]; G],
+            nb: usize,
+            acts: &[ActRow<'_>],
+            out: &mut [Tile],
+        ) {
+            q0_imp::<NT, G, true>(groups, nb, acts, out)
+        }
+
+        /// [`q0_imp`] for Q8_0.
         #[target_feature(enable = $feat)]
         unsafe fn q8_0_imp<const NT: usize, const G: usize>(
             groups: [&[u8]; G],
@@ -160,56 +203,11 @@ macro_rules! x16_build {
             acts: &[ActRow<'_>],
             out: &mut [Tile],
         ) {
-            debug_assert!(groups.iter().all(|g| g.len() >= nb * 544) && acts.len() == NT);
-            debug_assert!(out.len() >= G);
-            let qs = groups.map(|g| g.as_ptr());
-            let d = qs.map(|q| q.add(nb * 512));
-            let flip = _mm512_set1_epi8(-128);
-            let mut acc = [[_mm512_setzero_ps(); NT]; G];
-            for b in 0..nb {
-                let p = qs.map(|q| q.add(b * 512));
-                if NT == 1 {
-                    for p in p {
-                        prefetch_ahead!(p, 8);
-                    }
-                }
-                let mut s: [[__m512i; NT]; G] = [std::array::from_fn(|t| {
-                    sdot_start!($mode, -128 * *acts[t].sum.get_unchecked(b))
-                }); G];
-                for j in 0..8 {
-                    let w: [__m512i; G] = std::array::from_fn(|g| {
-                        let v = _mm512_loadu_si512(p[g].add(64 * j) as *const _);
-                        if VNNI {
-                            _mm512_xor_si512(v, flip)
-                        } else {
-                            v
-                        }
-                    });
-                    for t in 0..NT {
-                        let y = bcast4!(acts[t].qs.as_ptr().add(32 * b + 4 * j));
-                        for g in 0..G {
-                            s[g][t] = sdot_step!($mode, s[g][t], w[g], y);
-                        }
-                    }
-                }
-                for g in 0..G {
-                    let dw =
-                        _mm512_cvtph_ps(_mm256_loadu_si256(d[g].add(32 * b) as *const __m256i));
-                    for t in 0..NT {
-                        let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*acts[t].d.get_unchecked(b)));
-                        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g][t]), scale, acc[g][t]);
-                    }
-                }
-            }
-            for g in 0..G {
-                for t in 0..NT {
-                    _mm512_storeu_ps(out[g][t].as_mut_ptr(), acc[g][t]);
-                }
-            }
+            q0_imp::<NT, G, false>(groups, nb, acts, out)
         }
 
         /// `G` groups (one, or a pair for prompt batches) against `NT` activation rows;
-        /// `out[g][t][r]`. As in [`q4_0_imp`], each four-byte activation broadcast feeds the dot
+        /// `out[g][t][r]`. As in [`q0_imp`], each four-byte activation broadcast feeds the dot
         /// products of all `G` groups; the integer sums are exact, so a pair gives each group's
         /// results bit for bit as the group kernel does.
         #[target_feature(enable = $feat)]
