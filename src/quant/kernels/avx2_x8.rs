@@ -108,7 +108,7 @@ pub(super) fn all_builds() -> Vec<super::MatrixBuild> {
             token: [Some(x16::vnni::q4_0x16_token), None, None],
             pair: [
                 Some(x16::vnni::q4_0x16_pair),
-                None,
+                Some(x16::vnni::q8_0x16_pair),
                 Some(x16::vnni::q4_kx16_pair),
             ],
             f16_rows: x16::f16_rows,
