@@ -9,7 +9,7 @@
 //! CPU dispatches to. Compare a kernel change in the same minutes: this VM's CPU share drifts.
 
 mod common;
-use common::{data, median};
+use common::{acts, data, median};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use ferrollm::model::matmul::{linear, MatScratch};
 use ferrollm::model::weights::{Linear, Matrix};
 use ferrollm::pool::Pool;
 use ferrollm::quant;
-use ferrollm::quant::interleaved::{self as il, Acts, Interleaved, Layout, Tile};
+use ferrollm::quant::interleaved::{self as il, Interleaved, Layout, Tile};
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -112,21 +112,7 @@ fn kernels_alone(only: Option<&str>) {
         quant::quantize(ty, &data(width * COLS, 3), &mut bytes).unwrap();
         let serial = |n: usize, f: &(dyn Fn(usize) + Sync)| (0..n).for_each(f);
         let p = Interleaved::pack_with(ty, width, COLS, width, &bytes, &serial).unwrap();
-        let mut acts = Acts::default();
-        let kind = layout.act_kind();
-        acts.reset(kind, COLS, il::MAX_TOKENS);
-        let x = data(il::MAX_TOKENS * COLS, 5);
-        let ns = COLS / kind.scale_values();
-        let (qs, d, sum) = acts.parts_mut();
-        for t in 0..il::MAX_TOKENS {
-            il::quantize_row(
-                kind,
-                &x[t * COLS..(t + 1) * COLS],
-                &mut qs[t * COLS..(t + 1) * COLS],
-                &mut d[t * ns..(t + 1) * ns],
-                &mut sum[t * COLS / 32..(t + 1) * COLS / 32],
-            );
-        }
+        let acts = acts(layout.act_kind(), &data(il::MAX_TOKENS * COLS, 5), COLS);
         let rows: Vec<_> = (0..il::MAX_TOKENS).map(|t| acts.row(t)).collect();
         let mut tile: Tile = [[0.0; il::MAX_ROWS]; il::MAX_TOKENS];
         let calls = 5_000;

@@ -21,7 +21,7 @@
 //! 4096; 0, 4096 and 8192 read within 5 % of each other here).
 
 mod common;
-use common::median;
+use common::{acts, median};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -239,12 +239,8 @@ fn main() {
             Interleaved::pack_with(ty, rows, cols, width, &matrix(ty, rows, cols), &par).unwrap()
         };
         let act = |cols: usize| {
-            let mut a = Acts::default();
             let x: Vec<f32> = (0..cols).map(|i| (i % 7) as f32 - 3.0).collect();
-            a.reset(layout.act_kind(), cols, 1);
-            let (qs, d, sum) = a.parts_mut();
-            il::quantize_row(layout.act_kind(), &x, qs, d, sum);
-            a
+            acts(layout.act_kind(), &x, cols)
         };
         let acts = [act(2048), act(5632)];
         // one large matrix, 2048 columns
